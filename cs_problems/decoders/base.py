@@ -1,0 +1,185 @@
+"""Decoder base class and the decoder registry.
+
+A decoder is built from the measurement matrix, ``Decoder(Phi, **options)``, learns from
+training pairs with ``fit(Y_train, S_train) -> self`` (a no-op for model-based decoders)
+and maps measurements to images with ``reconstruct(Y) -> S_hat``; all arrays have the
+sample axis first: ``Y`` is ``(N, m)``, ``S`` and ``S_hat`` are ``(N, n)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from ..errors import CSInputError
+
+
+class CSNotFittedError(RuntimeError):
+    """A learned decoder was asked to reconstruct before ``fit``."""
+
+
+class Decoder:
+    """Base class: ``Decoder(Phi, shape=None, clip=True)``.
+
+    ``Phi`` is the ``(m, n)`` measurement matrix; ``shape`` the 2-D image shape
+    (default: square ``sqrt(n) x sqrt(n)`` when ``n`` is a perfect square, else None);
+    ``clip`` clips reconstructions to the data range [0, 1]. Subclasses set ``name``,
+    ``learned`` and implement ``_reconstruct`` (and ``_fit`` when learned).
+    """
+
+    name: ClassVar[str] = "base"
+    learned: ClassVar[bool] = False
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Importable modules this decoder needs beyond numpy/scipy (checked by experiments)."""
+
+    def __init__(
+        self, Phi: np.ndarray, *, shape: Sequence[int] | None = None, clip: bool = True
+    ) -> None:
+        Phi = np.asarray(Phi, dtype=np.float64)
+        if Phi.ndim != 2 or min(Phi.shape) < 1:
+            raise CSInputError(f"Phi must be a non-empty 2-D (m, n) matrix, got shape {Phi.shape}")
+        if not np.all(np.isfinite(Phi)):
+            raise CSInputError("Phi contains non-finite entries")
+        self.Phi = Phi
+        self.m, self.n = Phi.shape
+        self.shape = _image_shape(self.n, shape)
+        self.clip = bool(clip)
+        self.fitted = False
+
+    # ------------------------------------------------------------------ public
+    def fit(self, Y_train: np.ndarray, S_train: np.ndarray) -> Decoder:
+        """Learn from measurement/image pairs ``(N, m)`` / ``(N, n)``; returns ``self``."""
+        Y = self._check_Y(Y_train)
+        S = np.asarray(S_train, dtype=np.float64)
+        if S.ndim != 2 or S.shape != (Y.shape[0], self.n):
+            raise CSInputError(f"S_train must be ({Y.shape[0]}, {self.n}), got {S.shape}")
+        if Y.shape[0] < 1:
+            raise CSInputError("fit needs at least one training sample")
+        self._fit(Y, S)
+        self.fitted = True
+        return self
+
+    def reconstruct(self, Y: np.ndarray) -> np.ndarray:
+        """Images ``(N, n)`` (float64, clipped to [0, 1] if ``clip``) from measurements ``(N, m)``."""
+        if self.learned and not self.fitted:
+            raise CSNotFittedError(f"decoder {self.name!r} must be fitted before reconstruct")
+        Y = self._check_Y(Y)
+        if Y.shape[0] == 0:
+            return np.zeros((0, self.n))
+        S_hat = np.asarray(self._reconstruct(Y), dtype=np.float64)
+        return np.clip(S_hat, 0.0, 1.0) if self.clip else S_hat
+
+    # ------------------------------------------------------------------ hooks
+    def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
+        """Learned decoders override this; model-based decoders ignore training data."""
+
+    def _reconstruct(self, Y: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_Y(self, Y: np.ndarray) -> np.ndarray:
+        Y = np.asarray(Y, dtype=np.float64)
+        if Y.ndim != 2 or Y.shape[1] != self.m:
+            raise CSInputError(f"measurements must be (N, {self.m}) for this Phi, got {Y.shape}")
+        if not np.all(np.isfinite(Y)):
+            raise CSInputError("measurements contain non-finite values")
+        return Y
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(m={self.m}, n={self.n}, shape={self.shape})"
+
+
+def _image_shape(n: int, shape: Sequence[int] | None) -> tuple[int, int] | None:
+    if shape is None:
+        side = int(round(np.sqrt(n)))
+        return (side, side) if side * side == n else None
+    h, w = (int(s) for s in shape)
+    if h * w != n:
+        raise CSInputError(f"image shape {tuple(shape)} does not match signal length {n}")
+    return (h, w)
+
+
+# ---------------------------------------------------------------------- registry
+DECODERS: dict[str, type[Decoder]] = {}
+"""Registered decoder classes by name (extend with :func:`register_decoder`)."""
+
+PLANNED_DECODERS: dict[str, str] = {
+    "alm": "ReLU MLP trained by the project's augmented-Lagrangian solver",
+    "prior": "recovery with a trained ReLU generator as prior (MILP via the split encoding)",
+}
+"""Names reserved for decoders written elsewhere. ``get_decoder(name)`` first tries to
+import ``cs_problems.decoders.<name>``, whose import must call :func:`register_decoder`."""
+
+D = TypeVar("D", bound=type[Decoder])
+
+
+def register_decoder(
+    name: str, cls: type[Decoder] | None = None, *, overwrite: bool = False
+) -> Any:
+    """Register decoder class ``cls`` under ``name``; usable as ``@register_decoder("x")``."""
+
+    def deco(c: D) -> D:
+        if not (isinstance(c, type) and issubclass(c, Decoder)):
+            raise TypeError(f"decoder {name!r} must be a Decoder subclass, got {c!r}")
+        if name in DECODERS and DECODERS[name] is not c and not overwrite:
+            raise CSInputError(f"decoder name {name!r} is already registered to {DECODERS[name].__name__}")
+        DECODERS[name] = c
+        return c
+
+    if not name or not isinstance(name, str):
+        raise CSInputError(f"decoder name must be a non-empty string, got {name!r}")
+    return deco if cls is None else deco(cls)
+
+
+def _try_plugin(name: str) -> None:
+    module = f"{__package__}.{name}"
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+
+
+def decoder_class(name: str) -> type[Decoder]:
+    """The class registered under ``name`` (imports planned plug-ins on first use)."""
+    if name not in DECODERS and name in PLANNED_DECODERS:
+        _try_plugin(name)
+    if name not in DECODERS:
+        if name in PLANNED_DECODERS:
+            raise CSInputError(
+                f"decoder {name!r} ({PLANNED_DECODERS[name]}) is not registered yet; "
+                f"available: {', '.join(available_decoders())}"
+            )
+        raise CSInputError(f"unknown decoder {name!r}; available: {', '.join(available_decoders())}")
+    return DECODERS[name]
+
+
+def missing_requirements(cls: type[Decoder]) -> list[str]:
+    """Modules listed in ``cls.requires`` that cannot be imported here."""
+    import importlib.util
+
+    return [mod for mod in cls.requires if importlib.util.find_spec(mod) is None]
+
+
+def available_decoders() -> list[str]:
+    """Names of the registered decoders, in registration order."""
+    return list(DECODERS)
+
+
+def get_decoder(name: str, Phi: np.ndarray, **options: Any) -> Decoder:
+    """Build the decoder registered as ``name``: ``DECODERS[name](Phi, **options)``.
+
+    Unknown names and options not accepted by that decoder raise :class:`CSInputError`.
+    """
+    cls = decoder_class(name)
+    try:
+        inspect.signature(cls).bind(Phi, **options)
+    except TypeError as exc:
+        raise CSInputError(f"bad options {sorted(options)} for decoder {name!r}: {exc}") from None
+    return cls(Phi, **options)
+
+
+DecoderFactory = Callable[..., Decoder]

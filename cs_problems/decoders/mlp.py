@@ -1,0 +1,107 @@
+"""ReLU MLP decoders: the numpy forward pass shared by every MLP trainer (Adam, ALM, ...).
+
+Weights follow DESIGN.md section 1: a list ``[(W1, b1), ..., (WL, bL)]`` with ``W_l`` of
+shape ``(n_l, n_{l-1})`` and ``b_l`` of shape ``(n_l,)``; hidden layers use ReLU, the last
+layer is affine::
+
+    X_0 = Y,   X_l = max(X_{l-1} W_l^T + b_l, 0)  (l < L),   S_hat = X_{L-1} W_L^T + b_L
+
+To add a trainer (e.g. the ALM decoder), subclass :class:`MLPDecoder`, implement
+``_train(Y, S) -> weights`` and register it (see ``cs_problems/decoders/__init__.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import CSInputError
+from .base import Decoder
+
+Weights = list[tuple[np.ndarray, np.ndarray]]
+
+
+def check_weights(weights: Sequence[tuple[np.ndarray, np.ndarray]], n_in: int | None = None) -> Weights:
+    """Validate a weights list (shapes chain, biases match) and return float64 copies."""
+    if len(weights) == 0:
+        raise CSInputError("MLP weights list is empty")
+    out: Weights = []
+    prev = n_in
+    for i, pair in enumerate(weights):
+        if len(pair) != 2:
+            raise CSInputError(f"layer {i + 1} must be a (W, b) pair")
+        W = np.asarray(pair[0], dtype=np.float64)
+        b = np.asarray(pair[1], dtype=np.float64).reshape(-1)
+        if W.ndim != 2 or b.shape != (W.shape[0],):
+            raise CSInputError(f"layer {i + 1}: W must be (n_out, n_in) and b (n_out,), got {W.shape}, {b.shape}")
+        if prev is not None and W.shape[1] != prev:
+            raise CSInputError(f"layer {i + 1}: W expects {W.shape[1]} inputs but receives {prev}")
+        out.append((W, b))
+        prev = W.shape[0]
+    return out
+
+
+def mlp_forward(weights: Sequence[tuple[np.ndarray, np.ndarray]], Y: np.ndarray) -> np.ndarray:
+    """ReLU forward pass of all rows of ``Y`` at once (hidden ReLU, affine output)."""
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim != 2:
+        raise CSInputError(f"MLP input must be (N, n_in), got shape {Y.shape}")
+    layers = check_weights(weights, Y.shape[1])
+    X = Y
+    for W, b in layers[:-1]:
+        X = np.maximum(X @ W.T + b, 0.0)
+    W, b = layers[-1]
+    return X @ W.T + b
+
+
+def layer_widths(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[int]:
+    """Widths ``[n_0, n_1, ..., n_L]`` of a weights list."""
+    layers = check_weights(weights)
+    return [layers[0][0].shape[1]] + [W.shape[0] for W, _ in layers]
+
+
+class MLPDecoder(Decoder):
+    """Learned ReLU MLP decoder ``m -> hidden... -> n``; ``reconstruct`` is :func:`mlp_forward`.
+
+    Subclasses implement ``_train(Y, S) -> weights``. ``weights`` may also be set directly
+    (e.g. loaded from disk) via :meth:`set_weights`.
+    """
+
+    name = "mlp"
+    learned = True
+
+    def __init__(
+        self, Phi: np.ndarray, *, hidden: Sequence[int] = (256, 256),
+        shape: Sequence[int] | None = None, clip: bool = True,
+    ) -> None:
+        super().__init__(Phi, shape=shape, clip=clip)
+        hidden = tuple(int(h) for h in hidden)
+        if any(h <= 0 for h in hidden):
+            raise CSInputError(f"hidden widths must be positive integers, got {hidden}")
+        self.hidden = hidden
+        self.weights: Weights | None = None
+
+    @property
+    def widths(self) -> list[int]:
+        """``[m, *hidden, n]``."""
+        return [self.m, *self.hidden, self.n]
+
+    def set_weights(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> MLPDecoder:
+        """Install trained weights (checked against ``widths``); marks the decoder fitted."""
+        w = check_weights(weights, self.m)
+        if w[-1][0].shape[0] != self.n:
+            raise CSInputError(f"MLP output width {w[-1][0].shape[0]} does not match n = {self.n}")
+        self.weights = w
+        self.fitted = True
+        return self
+
+    def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
+        self.set_weights(self._train(Y, S))
+
+    def _train(self, Y: np.ndarray, S: np.ndarray) -> Weights:
+        raise NotImplementedError
+
+    def _reconstruct(self, Y: np.ndarray) -> np.ndarray:
+        assert self.weights is not None
+        return mlp_forward(self.weights, Y)

@@ -1,0 +1,335 @@
+"""Compressed-sensing experiment: decoders x measurement ratios on one data set.
+
+For each ratio ``r``: ``Phi = gaussian_operator(r, n, seed)``; train and test images are
+measured (``Y = S Phi^T + noise``); every decoder is fitted on the TRAIN pairs and
+evaluated on the held-out TEST images only. One record per (ratio, method) holds the
+means over test images of PSNR (dB, capped at 100), SSIM and per-pixel MSE, plus the
+reconstruction seconds per test image and the fit seconds.
+
+Outputs in ``out_dir`` (each written atomically: temp file, then ``os.replace``):
+``results.json`` (list of records), ``results.md`` (markdown tables), ``psnr_vs_ratio.png``
+(one line per method) and ``grid_ratio{r:g}.png`` (test originals vs reconstructions).
+
+Command line: ``python -m cs_problems [--dataset digits] [--ratios 0.04,0.1,0.25] ...``
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .datasets import image_shape, load_dataset
+from .decoders import decoder_class, get_decoder, missing_requirements
+from .errors import CSDependencyError, CSInputError
+from .metrics import mean_metrics
+from .operators import check_ratio, gaussian_operator, measure
+
+DEFAULT_DATASET = "digits"
+DEFAULT_RATIOS: tuple[float, ...] = (0.04, 0.10, 0.25)
+DEFAULT_METHODS: tuple[str, ...] = ("pinv", "linear", "l1", "tv", "omp", "adam")
+DEFAULT_TRAIN_SAMPLES = 1500
+DEFAULT_TEST_SAMPLES = 100
+GRID_IMAGES = 8
+
+RECORD_KEYS: tuple[str, ...] = (
+    "dataset", "ratio", "method", "psnr", "ssim", "mse", "seconds_per_image", "train_seconds",
+)
+
+
+# ---------------------------------------------------------------------- validation
+def _check_count(value: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise CSInputError(f"{what} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def _check_inputs(
+    dataset: str, ratios: Sequence[float], methods: Sequence[str], noise: float,
+    method_options: Mapping[str, Mapping[str, Any]] | None,
+) -> tuple[list[float], list[str], dict[str, dict[str, Any]]]:
+    image_shape(dataset)  # raises CSInputError naming the valid data sets
+    if isinstance(ratios, (str, bytes)) or not isinstance(ratios, Sequence) or len(ratios) == 0:
+        raise CSInputError(f"ratios must be a non-empty sequence of numbers in (0, 1], got {ratios!r}")
+    rs = [check_ratio(r) for r in ratios]
+    if len(set(rs)) != len(rs):
+        raise CSInputError(f"ratios contain duplicates: {rs}")
+    if isinstance(methods, str) or not isinstance(methods, Sequence) or len(methods) == 0:
+        raise CSInputError(f"methods must be a non-empty sequence of decoder names, got {methods!r}")
+    ms = [str(m) for m in methods]
+    if len(set(ms)) != len(ms):
+        raise CSInputError(f"methods contain duplicates: {ms}")
+    for m in ms:
+        missing = missing_requirements(decoder_class(m))  # unknown name -> CSInputError
+        if missing:
+            raise CSDependencyError(f"decoder {m!r} needs {', '.join(missing)}, which is not installed")
+    try:
+        noise_ok = math.isfinite(float(noise)) and float(noise) >= 0
+    except (TypeError, ValueError):
+        noise_ok = False
+    if not noise_ok:
+        raise CSInputError(f"noise must be a finite number >= 0, got {noise!r}")
+    opts: dict[str, dict[str, Any]] = {}
+    for key, value in (method_options or {}).items():
+        if key not in ms:
+            raise CSInputError(f"method_options given for {key!r}, which is not among methods {ms}")
+        if not isinstance(value, Mapping):
+            raise CSInputError(f"method_options[{key!r}] must be a dict of decoder options")
+        opts[key] = dict(value)
+    return rs, ms, opts
+
+
+# ---------------------------------------------------------------------- output helpers
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _figure_png(fig: Any) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def results_markdown(records: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown tables (ratio x method): PSNR / SSIM, then seconds per image / fit seconds."""
+    if not records:
+        return "(no results)\n"
+    ratios = sorted({r["ratio"] for r in records})
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    by = {(r["ratio"], r["method"]): r for r in records}
+    dataset = records[0]["dataset"]
+
+    def table(title: str, cell: Any) -> list[str]:
+        lines = [f"### {title}", "", "| ratio | " + " | ".join(methods) + " |",
+                 "|---|" + "---|" * len(methods)]
+        for ratio in ratios:
+            cells = [cell(by[(ratio, m)]) if (ratio, m) in by else "" for m in methods]
+            lines.append(f"| {ratio:g} | " + " | ".join(cells) + " |")
+        return lines + [""]
+
+    out = [f"## Compressed sensing on `{dataset}` (test images)", ""]
+    out += table("PSNR (dB) / SSIM", lambda r: f"{r['psnr']:.2f} / {r['ssim']:.3f}")
+    out += table(
+        "reconstruction seconds per image / fit seconds",
+        lambda r: f"{r['seconds_per_image']:.2e} / {r['train_seconds']:.2f}",
+    )
+    return "\n".join(out)
+
+
+def psnr_plot_png(records: Sequence[Mapping[str, Any]]) -> bytes:
+    """PNG of mean test PSNR against measurement ratio, one line per method."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    for method in dict.fromkeys(r["method"] for r in records):
+        pts = sorted((r["ratio"], r["psnr"]) for r in records if r["method"] == method)
+        ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
+    ax.set_xlabel("measurement ratio m/n (%)")
+    ax.set_ylabel("mean test PSNR (dB)")
+    if records:
+        ax.set_title(f"{records[0]['dataset']}: PSNR vs ratio")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _figure_png(fig)
+
+
+def image_grid_png(
+    originals: np.ndarray, recons: Mapping[str, np.ndarray], shape: Sequence[int], title: str = ""
+) -> bytes:
+    """PNG grid: first row the original test images, then one row per method."""
+    from matplotlib.figure import Figure
+
+    rows = [("original", originals)] + list(recons.items())
+    k = originals.shape[0]
+    fig = Figure(figsize=(1.2 * k + 1.0, 1.2 * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), k, squeeze=False)
+    for i, (label, imgs) in enumerate(rows):
+        for j in range(k):
+            ax = axes[i][j]
+            ax.imshow(imgs[j].reshape(shape), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[i][0].set_ylabel(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _figure_png(fig)
+
+
+def _accepts(cls: type, option: str) -> bool:
+    try:
+        return option in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------------- experiment
+def run_cs_experiment(
+    dataset: str = DEFAULT_DATASET,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    train_samples: int | None = DEFAULT_TRAIN_SAMPLES,
+    test_samples: int | None = DEFAULT_TEST_SAMPLES,
+    noise: float = 0.0,
+    seed: int = 0,
+    out_dir: str | os.PathLike[str] = "cs_results",
+    progress: bool = True,
+    method_options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Fit every decoder on train data and evaluate it on test data at every ratio.
+
+    ``train_samples``/``test_samples`` = None uses the whole split; ``seed`` fixes the
+    subsets, ``Phi`` and the noise; ``method_options`` maps a method name to options for
+    its decoder (e.g. ``{"adam": {"epochs": 30}}``). Returns the records (see
+    :data:`RECORD_KEYS`; each also has ``m``, ``noise``, ``n_train``, ``n_test``) and writes
+    the files listed in the module docstring to ``out_dir``.
+    """
+    rs, ms, opts = _check_inputs(dataset, ratios, methods, noise, method_options)
+    n_train = _check_count(train_samples, "train_samples")
+    n_test = _check_count(test_samples, "test_samples")
+    shape = image_shape(dataset)
+    S_train = load_dataset(dataset, "train", n_train, seed=seed)
+    S_test = load_dataset(dataset, "test", n_test, seed=seed)
+    n = S_train.shape[1]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n_grid = min(GRID_IMAGES, S_test.shape[0])
+
+    from tqdm.auto import tqdm
+
+    records: list[dict[str, Any]] = []
+    bar = tqdm(total=len(rs) * len(ms), desc=f"cs {dataset}", disable=not progress)
+    try:
+        for ratio in rs:
+            Phi = gaussian_operator(ratio, n, seed=seed)
+            Y_train = measure(S_train, Phi, noise, seed=seed + 1)
+            Y_test = measure(S_test, Phi, noise, seed=seed + 2)
+            grid: dict[str, np.ndarray] = {}
+            for method in ms:
+                bar.set_postfix(ratio=f"{ratio:g}", method=method)
+                cls = decoder_class(method)
+                kw = dict(opts.get(method, {}))
+                if _accepts(cls, "shape"):
+                    kw.setdefault("shape", shape)
+                if _accepts(cls, "progress"):
+                    kw.setdefault("progress", progress)
+                if _accepts(cls, "seed"):
+                    kw.setdefault("seed", seed)
+                decoder = get_decoder(method, Phi, **kw)
+                t0 = time.perf_counter()
+                decoder.fit(Y_train, S_train)
+                t1 = time.perf_counter()
+                S_hat = decoder.reconstruct(Y_test)
+                t2 = time.perf_counter()
+                rec: dict[str, Any] = {"dataset": dataset, "ratio": ratio, "method": method}
+                rec.update(mean_metrics(S_test, S_hat, shape))
+                rec["seconds_per_image"] = (t2 - t1) / S_test.shape[0]
+                rec["train_seconds"] = t1 - t0
+                rec.update({"m": int(Phi.shape[0]), "noise": float(noise),
+                            "n_train": int(S_train.shape[0]), "n_test": int(S_test.shape[0])})
+                records.append(rec)
+                grid[method] = S_hat[:n_grid]
+                bar.update(1)
+            atomic_write_bytes(
+                out / f"grid_ratio{ratio:g}.png",
+                image_grid_png(S_test[:n_grid], grid, shape,
+                               f"{dataset}, ratio {ratio:g} (m = {Phi.shape[0]}), test images"),
+            )
+    finally:
+        bar.close()
+    atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
+    atomic_write_text(out / "results.md", results_markdown(records))
+    atomic_write_bytes(out / "psnr_vs_ratio.png", psnr_plot_png(records))
+    return records
+
+
+# ---------------------------------------------------------------------- command line
+def _parse_option(text: str) -> tuple[str, str, Any]:
+    try:
+        lhs, value = text.split("=", 1)
+        method, key = lhs.split(".", 1)
+    except ValueError:
+        raise CSInputError(f"--option must look like METHOD.KEY=VALUE, got {text!r}") from None
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value
+    return method, key, parsed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (2 on bad input)."""
+    p = argparse.ArgumentParser(prog="python -m cs_problems", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default=DEFAULT_DATASET)
+    p.add_argument("--ratios", default=",".join(f"{r:g}" for r in DEFAULT_RATIOS))
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    p.add_argument("--train-samples", type=int, default=DEFAULT_TRAIN_SAMPLES)
+    p.add_argument("--test-samples", type=int, default=DEFAULT_TEST_SAMPLES)
+    p.add_argument("--noise", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", default="cs_results")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="decoder option, e.g. adam.epochs=30 (repeatable)")
+    args = p.parse_args(argv)
+    try:
+        ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
+    except ValueError:
+        print(f"error: --ratios must be comma-separated numbers, got {args.ratios!r}", file=sys.stderr)
+        return 2
+    options: dict[str, dict[str, Any]] = {}
+    try:
+        for text in args.option:
+            method, key, value = _parse_option(text)
+            options.setdefault(method, {})[key] = value
+        records = run_cs_experiment(
+            args.dataset, ratios, [m for m in args.methods.split(",") if m.strip()],
+            args.train_samples, args.test_samples, args.noise, args.seed, args.out_dir,
+            progress=not args.no_progress, method_options=options,
+        )
+    except (CSInputError, CSDependencyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(results_markdown(records))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

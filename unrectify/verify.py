@@ -1,0 +1,218 @@
+"""The optimality-preservation check: solve every encoding in both domains and compare.
+
+For each encoding the binary form (``d in {0,1}``) and the relaxed interval form
+(``d in [0,1]``) are solved to certified global optimality where possible.  The verdict
+``tight`` is
+
+* ``False`` when the tool finds a witness: the relaxed optimum lies strictly below a
+  certified lower bound of the binary problem, or the relaxed solution has
+  ``x != relu(z)`` (its point is not a ReLU network);
+* ``True`` when both forms are certified optimal, their optima agree to ``rtol``, the relaxed
+  solution is a ReLU network, and mapping it back with ``d = 1[z > 0]`` gives a feasible
+  point of the binary form with the same objective;
+* ``None`` (null) otherwise: not certified within the time limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from formulations import BUILTIN, TrainingProblem, build_training_model, get_encoding
+
+from .api import solve
+from .solution import Solution
+
+#: agreement required between binary and relaxed optima: |a - b| <= RTOL max(|a|, |b|) + ATOL
+#: (ATOL covers optima near zero, where solver feasibility tolerances dominate)
+RTOL = 1e-5
+ATOL = 1e-8
+#: largest |x - relu(z)| still read as "is a ReLU network" (solver feasibility tolerance scale)
+RELU_TOL = 1e-5
+
+
+@dataclass
+class Verdict:
+    encoding: str
+    tight: bool | None
+    binary_objective: float | None
+    interval_objective: float | None
+    reason: str
+    mapped_back: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {"encoding": self.encoding, "tight": self.tight, "binary_objective": self.binary_objective,
+                "interval_objective": self.interval_objective, "reason": self.reason,
+                "mapped_back": self.mapped_back}
+
+
+@dataclass
+class VerifyReport:
+    problem: dict
+    runs: list[Solution] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        runs = []
+        for s in self.runs:
+            d = s.summary()
+            runs.append({k: d[k] for k in ("encoding", "domain", "backend", "status", "objective", "bound",
+                                           "forward_loss", "max_violation", "seconds")}
+                        | {"solver": s.solver, "relu_gap": d["relu_gap"], "message": s.message,
+                           "route": s.extra.get("route"), "stats": s.model_stats})
+        return {"problem": self.problem, "runs": runs, "verdicts": [v.to_dict() for v in self.verdicts]}
+
+    def write_json(self, path: str) -> None:
+        write_json_atomic(path, self.to_dict())
+
+
+def write_json_atomic(path: str, data) -> None:
+    """Write JSON to a temporary file next to ``path`` and rename it: never a partial file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_jsonable(data), fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        f = float(x)
+        return f if np.isfinite(f) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(a), abs(b), 1e-12)
+
+
+def _agree(a: float, b: float) -> bool:
+    return abs(a - b) <= RTOL * max(abs(a), abs(b)) + ATOL
+
+
+def map_back(problem: TrainingProblem, sol: Solution) -> dict | None:
+    """Round ``d = 1[z > 0]`` in a relaxed solution and evaluate it in the binary form."""
+    enc = get_encoding(sol.encoding)
+    if sol.point is None or "binary" not in enc.domains:
+        return None
+    tm = build_training_model(problem, enc, "binary", sol.symmetry_breaking)
+    ev = tm.model.evaluate(tm.round_activations(sol.point))
+    return {"feasible": bool(ev.max_violation <= 1e-6), "max_violation": ev.max_violation,
+            "objective": ev.objective}
+
+
+def judge(encoding: str, binary: Solution | None, interval: Solution | None, reference: Solution | None,
+          mapped: dict | None) -> Verdict:
+    """Verdict for one encoding (see module docstring)."""
+    ref = binary if binary is not None and binary.certified_optimal else reference
+    b_obj = ref.objective if ref is not None else (binary.objective if binary is not None else None)
+    i_obj = interval.objective if interval is not None else None
+    v = Verdict(encoding, None, b_obj, i_obj, "", mapped)
+    if interval is None:
+        v.reason = "no interval form"
+        return v
+    if interval.point is None:
+        v.reason = f"relaxed form not solved (status {interval.status})"
+        return v
+    gap = interval.certificate.relu_gap
+    # the best lower bound on the binary optimum we trust: a certified optimum or a proven bound
+    lower = None
+    if ref is not None:
+        lower = ref.objective
+    elif binary is not None and binary.bound is not None:
+        lower = binary.bound
+    if lower is not None and i_obj is not None and i_obj < lower - RTOL * abs(lower) - ATOL:
+        v.tight = False
+        v.reason = f"relaxed optimum {i_obj:.6g} < binary {'optimum' if ref is not None else 'bound'} {lower:.6g}"
+        if gap > RELU_TOL:
+            v.reason += f"; relaxed solution has x != relu(z) (max gap {gap:.3g})"
+        return v
+    if gap > RELU_TOL:
+        v.tight = False
+        v.reason = f"relaxed solution has x != relu(z) (max gap {gap:.3g})"
+        return v
+    if not interval.certified_optimal:
+        v.reason = f"relaxed form not certified (status {interval.status})"
+        return v
+    if ref is None:
+        v.reason = "binary form not certified" + (f" (status {binary.status})" if binary is not None else "")
+        return v
+    if not _agree(i_obj, ref.objective):
+        v.reason = f"relaxed optimum {i_obj:.8g} above binary optimum {ref.objective:.8g}: solver inconsistency"
+        return v
+    if mapped is not None and (not mapped["feasible"] or not _agree(mapped["objective"], i_obj)):
+        v.reason = f"mapped-back point infeasible for the binary form (violation {mapped['max_violation']:.3g})"
+        return v
+    v.tight = True
+    v.reason = (f"optima agree to {_rel(i_obj, ref.objective):.1e} relative; relaxed solution is a ReLU network"
+                + ("; d = 1[z>0] is binary-feasible with the same objective" if mapped is not None else ""))
+    return v
+
+
+def preflight(problem: TrainingProblem, encodings, backend: str, symmetry_breaking: bool, **options) -> None:
+    """Build every model and check it against the backend (capabilities, licence) before any
+    solve starts, so a bad combination fails at once with a one-line error."""
+    from backends import get_backend
+
+    from .routing import choose_backend
+
+    for enc in encodings:
+        for domain in enc.domains:
+            model = build_training_model(problem, enc, domain, symmetry_breaking).model
+            name = choose_backend(model)[0] if backend == "auto" else backend
+            get_backend(name, **options).check(model)
+
+
+def verify(
+    problem: TrainingProblem,
+    encodings: Sequence[str] = BUILTIN,
+    backend: str = "auto",
+    time_limit: float | None = 60.0,
+    symmetry_breaking: bool = False,
+    on_run: Callable[[Solution], None] | None = None,
+    **backend_options,
+) -> VerifyReport:
+    """Solve each encoding in its binary and interval forms and judge tightness."""
+    encs = [get_encoding(e) for e in encodings]   # unknown names fail before any solve
+    preflight(problem, encs, backend, symmetry_breaking, **backend_options)
+    report = VerifyReport(problem=problem.describe() | {"symmetry_breaking": bool(symmetry_breaking),
+                                                       "time_limit": time_limit, "backend": backend})
+    by_key: dict[tuple[str, str], Solution] = {}
+    for enc in encs:
+        for domain in ("binary", "interval"):
+            if domain not in enc.domains:
+                continue
+            sol = solve(problem, enc.name, domain, backend=backend, time_limit=time_limit,
+                        symmetry_breaking=symmetry_breaking, **backend_options)
+            by_key[(enc.name, domain)] = sol
+            report.runs.append(sol)
+            if on_run is not None:
+                on_run(sol)
+    certified_binary = [s for (e, d), s in by_key.items() if d == "binary" and s.certified_optimal]
+    reference = min(certified_binary, key=lambda s: s.objective) if certified_binary else None
+    for enc in encs:
+        interval = by_key.get((enc.name, "interval"))
+        mapped = map_back(problem, interval) if interval is not None else None
+        report.verdicts.append(judge(enc.name, by_key.get((enc.name, "binary")), interval, reference, mapped))
+    return report
