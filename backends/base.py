@@ -96,6 +96,10 @@ class Backend:
     def extract(self, native: Any, outcome: Any, model: Model) -> RawResult:
         raise NotImplementedError
 
+    def preload(self) -> None:
+        """Import the solver modules in the parent, so forked solves do not pay for it each time."""
+        importlib.import_module(self.module)
+
     def _solve_inline(self, model: Model, time_limit: float | None) -> RawResult:
         t0 = time.perf_counter()
         native = self.compile(model, time_limit)
@@ -108,6 +112,7 @@ class Backend:
         """Compile, solve and extract; with ``guard`` the work runs in a child process that is
         killed ``grace`` seconds after ``time_limit``."""
         self.check(model)
+        self.preload()
         if not guard or time_limit is None:
             return self._solve_inline(model, time_limit)
         return _guarded(self._solve_inline, model, time_limit, self.solver or self.name)

@@ -44,6 +44,12 @@ class ScipBackend(Backend):
         if importlib.util.find_spec("pyomo") is None:
             raise SolverUnavailableError("backend 'scip' needs the Python package 'pyomo', which is not installed")
 
+    def preload(self) -> None:
+        import pyomo.environ as pyo
+        import pyscipopt  # noqa: F401
+
+        pyo.SolverFactory("scip_direct")
+
     def compile(self, model: Model, time_limit):
         return to_pyomo(model)
 

@@ -11,18 +11,28 @@ written on the residuals only, ``(1/N) sum R^2`` (convex) for ``mse`` or ``(1/N)
 spatial branch-and-bound useful lower bounds.  Every variable carries the interval bounds
 propagated from the data and the weight box.
 
-Optional symmetry breaking orders the biases of every hidden layer (``b_l[j] <= b_l[j+1]``):
-any network can be permuted into that order without changing its function, so the optimum
-is unchanged, and the same rows are added to every encoding and domain.
+Optional symmetry breaking, always added identically to every encoding and domain:
+
+* ``permutation``: order the biases of every hidden layer, ``b_l[j] <= b_l[j+1]``.  Any network
+  can be permuted into that order without changing its function.
+* ``scaling``: with a single output, put every read-out weight of the last hidden layer on the
+  box, ``v_j^2 = B^2``.  Positive scaling ``(w_j, b_j, v_j) -> (a w_j, a b_j, v_j / a)`` keeps the
+  function; ``a = |v_j| / B <= 1`` shrinks the in-weights (the box still holds) and makes
+  ``|v_j| = B`` (a unit with ``v_j = 0`` is replaced by ``w_j = b_j = 0``, ``v_j = B``).
+  Scaling first and permuting afterwards shows both can be imposed together.
+
+Neither changes the optimal value; both remove equivalent copies of every solution.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
 from .encodings import Encoding, get_encoding
+from .errors import UnknownNameError
 from .model import Model
 from .problem import TrainingProblem
 
@@ -63,7 +73,7 @@ class TrainingModel:
     problem: TrainingProblem
     encoding: Encoding
     domain: str
-    symmetry_breaking: bool
+    symmetry_breaking: tuple[str, ...]
     layers: list[dict[str, np.ndarray]] = field(default_factory=list)   # per modelled hidden layer: Z, X, (D)
     layer_numbers: list[int] = field(default_factory=list)            # 1-based layer of each entry
     weight_vars: list[tuple[Operand, Operand]] = field(default_factory=list)
@@ -115,16 +125,37 @@ class TrainingModel:
         return v
 
 
+SYMMETRY_KINDS = ("permutation", "scaling")
+
+
+def symmetry_kinds(value: bool | str | Sequence[str] | None) -> tuple[str, ...]:
+    """Normalise a symmetry-breaking request: ``True`` = permutation, ``"all"`` = every kind."""
+    if value is None or value is False or value == "none" or value == "":
+        return ()
+    if value is True:
+        return ("permutation",)
+    if value == "all":
+        return SYMMETRY_KINDS
+    items = [value] if isinstance(value, str) else list(value)
+    items = [k.strip() for item in items for k in item.split(",") if k.strip()]
+    for k in items:
+        if k not in SYMMETRY_KINDS:
+            raise UnknownNameError(f"unknown symmetry breaking {k!r}; choose from {', '.join(SYMMETRY_KINDS)}, all, none")
+    return tuple(k for k in SYMMETRY_KINDS if k in items)
+
+
 def build_training_model(problem: TrainingProblem, encoding: str | Encoding = "split",
-                         domain: str = "interval", symmetry_breaking: bool = False) -> TrainingModel:
+                         domain: str = "interval", symmetry_breaking: bool | str | Sequence[str] = False
+                         ) -> TrainingModel:
     """Formulate ``problem`` with ``encoding`` in ``domain`` (``binary`` | ``interval``)."""
+    sym = symmetry_kinds(symmetry_breaking)
     enc = get_encoding(encoding)
     enc.check_domain(domain)
     P = problem
     B = P.weight_bound
     N, L = P.n_samples, P.n_layers
     m = Model(f"{enc.name}-{domain}")
-    tm = TrainingModel(m, P, enc, domain, bool(symmetry_breaking))
+    tm = TrainingModel(m, P, enc, domain, sym)
     bounds = P.bounds()
     Xp = Operand(P.X, False)
     for l in range(1, L + 1):
@@ -151,10 +182,12 @@ def build_training_model(problem: TrainingProblem, encoding: str | Encoding = "s
             tm.layers.append({"Z": Z, **blocks})
             tm.layer_numbers.append(l)
             Xp = Operand(blocks["X"], True)
-            if symmetry_breaking and b.is_var and n_out > 1 and (l + 1) not in P.frozen:
+            if "permutation" in sym and b.is_var and n_out > 1 and (l + 1) not in P.frozen:
                 m.add_constraints(f"order_b{l}", "<=", np.zeros(n_out - 1),
                                   linear=[(1.0, b.value[:-1]), (-1.0, b.value[1:])])
         else:
+            if "scaling" in sym and n_out == 1 and W.is_var and L - 1 not in P.frozen:
+                m.add_constraints("scale_v", "==", np.full(n_in, B * B), bilinear=[(1.0, W.value[0], W.value[0])])
             R = m.add_var("R", (N, n_out), lo - P.Y, hi - P.Y)
             # R - (Xp W^T + b) = const - Y
             m.add_constraints("residual", "==", const - P.Y, linear=[(1.0, R)] + [(-c, i) for c, i in lin],
@@ -166,5 +199,5 @@ def build_training_model(problem: TrainingProblem, encoding: str | Encoding = "s
                 m.add_constraints("abs_pos", ">=", np.zeros((N, n_out)), linear=[(1.0, T), (-1.0, R)])
                 m.add_constraints("abs_neg", ">=", np.zeros((N, n_out)), linear=[(1.0, T), (1.0, R)])
                 m.set_objective(linear=[(1.0 / N, T)])
-    m.meta.update(encoding=enc.name, domain=domain, symmetry_breaking=bool(symmetry_breaking))
+    m.meta.update(encoding=enc.name, domain=domain, symmetry_breaking=list(sym))
     return tm

@@ -101,13 +101,13 @@ def test_oversize_for_gurobi_licence(tmp_path):
 @needs("scip")
 def test_verify_json_schema_and_verdicts(tmp_path):
     out = tmp_path / "o.json"
-    res = run("verify", "--samples", "4", "--encodings", "split,sign", "--symmetry-breaking", "--no-progress",
+    res = run("verify", "--samples", "4", "--encodings", "split,sign", "--symmetry-breaking", "permutation", "--no-progress",
               "--json", str(out))
     assert res.returncode == 0, res.stderr
     assert "TIGHT" in res.stdout and "NOT TIGHT" in res.stdout
     doc = json.loads(out.read_text())
     assert set(doc) >= {"problem", "runs", "verdicts"}
-    assert doc["problem"]["samples"] == 4 and doc["problem"]["symmetry_breaking"] is True
+    assert doc["problem"]["samples"] == 4 and doc["problem"]["symmetry_breaking"] == ["permutation"]
     assert {(r["encoding"], r["domain"]) for r in doc["runs"]} == {
         ("split", "binary"), ("split", "interval"), ("sign", "binary"), ("sign", "interval")}
     for r in doc["runs"]:

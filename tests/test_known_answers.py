@@ -61,9 +61,9 @@ def test_train_first_layer_under_frozen_readout_bigm_milp(backend, loss):
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=needs(b)) for b in ["scip", "gurobi"]])
 @pytest.mark.parametrize("domain", ["binary", "interval"])
 def test_full_training_split(backend, domain):
-    p = random_instance(4, (1, 2, 1), seed=1)
+    p = random_instance(5, (1, 2, 1), seed=3)
     expected = enumerate_optimum(p.X, p.Y, 2, p.weight_bound)
-    check(solve(p, "split", domain, backend=backend, time_limit=120, symmetry_breaking=True), expected)
+    check(solve(p, "split", domain, backend=backend, time_limit=120, symmetry_breaking="all"), expected)
 
 
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=needs(b)) for b in ["highs", "cvxpy"]])

@@ -14,7 +14,7 @@ from .solution import Solution, certify
 
 
 def formulate(problem: TrainingProblem, encoding: str = "split", domain: str = "interval",
-              symmetry_breaking: bool = False) -> TrainingModel:
+              symmetry_breaking: bool | str | list[str] = False) -> TrainingModel:
     """Build the declarative model (no solver involved)."""
     return build_training_model(problem, encoding, domain, symmetry_breaking)
 
@@ -25,7 +25,7 @@ def solve(
     domain: str = "interval",
     backend: str = "auto",
     time_limit: float | None = 60.0,
-    symmetry_breaking: bool = False,
+    symmetry_breaking: bool | str | list[str] = False,
     guard: bool = True,
     **backend_options: Any,
 ) -> Solution:
@@ -55,6 +55,6 @@ def solve(
     return Solution(
         status=raw.status, objective=raw.objective, bound=raw.bound, weights=weights, activations=activations,
         seconds=time.perf_counter() - t0, backend=name, solver=raw.solver, encoding=tm.encoding.name,
-        domain=domain, certificate=cert, model_stats=tm.model.stats(), symmetry_breaking=bool(symmetry_breaking),
+        domain=domain, certificate=cert, model_stats=tm.model.stats(), symmetry_breaking=list(tm.symmetry_breaking),
         message=raw.message, point=raw.x, extra=extra,
     )

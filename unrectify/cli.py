@@ -9,7 +9,7 @@ from typing import Sequence
 from formulations import BUILTIN, UnrectifyError, random_instance
 
 #: the built-in default instance of `unrectify verify` (certifies in well under 2 minutes)
-DEFAULT_SAMPLES = 4
+DEFAULT_SAMPLES = 8
 DEFAULT_SEED = 0
 DEFAULT_WIDTHS = "1,2,1"
 
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated encodings (default {','.join(BUILTIN)})")
     v.add_argument("--backend", default="auto", help="auto (default), scip, gurobi, highs, cvxpy")
     v.add_argument("--time-limit", type=float, default=60.0, metavar="SEC", help="wall-clock seconds per solve")
-    v.add_argument("--symmetry-breaking", action="store_true", help="order hidden biases in every form")
+    v.add_argument("--symmetry-breaking", nargs="?", const="all", default="all", metavar="KINDS",
+                   help="added identically to every form: permutation (order hidden biases), scaling "
+                        "(single-output read-out weights on the box), all (default), none")
     v.add_argument("--json", metavar="PATH", help="write runs and verdicts as JSON")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -118,7 +120,7 @@ def cmd_verify(args) -> int:
             bar.update(1)
 
     print(f"instance: {source}; widths {','.join(map(str, problem.widths))}; loss {problem.loss}; "
-          f"B = {problem.weight_bound:g}; symmetry breaking {'on' if args.symmetry_breaking else 'off'}")
+          f"B = {problem.weight_bound:g}; symmetry breaking {args.symmetry_breaking}")
     try:
         report = verify(problem, args.encodings, args.backend, args.time_limit, args.symmetry_breaking, on_run=on_run)
     finally:

@@ -55,7 +55,7 @@ class Solution:
     domain: str
     certificate: Certificate | None
     model_stats: dict = field(default_factory=dict)
-    symmetry_breaking: bool = False
+    symmetry_breaking: list[str] = field(default_factory=list)
     message: str = ""
     point: np.ndarray | None = field(default=None, repr=False)
     history: list[dict] = field(default_factory=list, repr=False)

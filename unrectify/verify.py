@@ -189,14 +189,16 @@ def verify(
     encodings: Sequence[str] = BUILTIN,
     backend: str = "auto",
     time_limit: float | None = 60.0,
-    symmetry_breaking: bool = False,
+    symmetry_breaking: bool | str | list[str] = False,
     on_run: Callable[[Solution], None] | None = None,
     **backend_options,
 ) -> VerifyReport:
     """Solve each encoding in its binary and interval forms and judge tightness."""
     encs = [get_encoding(e) for e in encodings]   # unknown names fail before any solve
     preflight(problem, encs, backend, symmetry_breaking, **backend_options)
-    report = VerifyReport(problem=problem.describe() | {"symmetry_breaking": bool(symmetry_breaking),
+    from formulations.builder import symmetry_kinds
+
+    report = VerifyReport(problem=problem.describe() | {"symmetry_breaking": list(symmetry_kinds(symmetry_breaking)),
                                                        "time_limit": time_limit, "backend": backend})
     by_key: dict[tuple[str, str], Solution] = {}
     for enc in encs:

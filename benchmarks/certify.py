@@ -1,0 +1,95 @@
+"""Time to certify split/binary vs split/interval (and bigm/binary) with SCIP.
+
+Grid: samples x widths x symmetry breaking x forms, one seeded instance per cell.  Prints a
+table and, with --json, writes every run plus a summary (largest instance certified within the
+time limit per form).  Example (the measured table in docs/benchmarks.md):
+
+    python benchmarks/certify.py --samples 6,8,10,12,16 --widths 1,2,1 1,3,1 2,2,1 \
+        --time-limit 60 --jobs 2 --json benchmarks/results/certify.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from formulations import random_instance  # noqa: E402
+from unrectify import solve  # noqa: E402
+from unrectify.verify import write_json_atomic  # noqa: E402
+
+FORMS = (("split", "binary"), ("split", "interval"), ("bigm", "binary"))
+
+
+def run_cell(n, widths, sb, enc, dom, time_limit, backend, seed):
+    p = random_instance(n, widths, seed)
+    s = solve(p, enc, dom, backend=backend, time_limit=time_limit, symmetry_breaking=sb)
+    return {"samples": n, "widths": ",".join(map(str, widths)), "symmetry_breaking": sb, "encoding": enc,
+            "domain": dom, "status": s.status, "objective": s.objective, "bound": s.bound,
+            "gap": s.gap, "seconds": round(s.seconds, 3), "certified": bool(s.certified_optimal),
+            "binaries": s.model_stats.get("integer_variables"), "variables": s.model_stats.get("variables")}
+
+
+def summarise(rows, time_limit):
+    out = {}
+    for enc, dom in FORMS:
+        for sb in (False, True):
+            ok = [r for r in rows if r["encoding"] == enc and r["domain"] == dom and r["symmetry_breaking"] == sb
+                  and r["certified"] and r["seconds"] <= time_limit]
+            key = f"{enc}/{dom}/{'sb' if sb else 'plain'}"
+            out[key] = {"certified": len(ok),
+                        "largest": max(((r["samples"], r["widths"]) for r in ok), default=None),
+                        "mean_seconds_certified": (sum(r["seconds"] for r in ok) / len(ok)) if ok else None}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", default="6,8,10,12,16")
+    ap.add_argument("--widths", nargs="+", default=["1,2,1", "1,3,1", "2,2,1"])
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--backend", default="scip")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--symmetry", choices=["both", "on", "off"], default="both")
+    ap.add_argument("--jobs", type=int, default=1, help="solves run in parallel (one core each)")
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args(argv)
+    samples = [int(s) for s in args.samples.split(",")]
+    widths = [tuple(int(x) for x in w.split(",")) for w in args.widths]
+    sbs = {"both": (False, True), "on": (True,), "off": (False,)}[args.symmetry]
+    cells = [(n, w, sb, e, d) for w in widths for n in samples for sb in sbs for e, d in FORMS]
+    rows = []
+    t0 = time.perf_counter()
+    hdr = f"{'N':>3} {'widths':7} {'sb':3} {'form':16} {'status':10} {'objective':>12} {'gap':>9} {'seconds':>8}"
+    print(hdr)
+    print("-" * len(hdr))
+    with ThreadPoolExecutor(max_workers=args.jobs) as ex:
+        futs = [ex.submit(run_cell, n, w, sb, e, d, args.time_limit, args.backend, args.seed) for n, w, sb, e, d in cells]
+        for f in as_completed(futs):
+            r = f.result()
+            rows.append(r)
+            obj = "-" if r["objective"] is None else f"{r['objective']:.6g}"
+            gap = "-" if r["gap"] is None else f"{r['gap']:.1e}"
+            print(f"{r['samples']:>3} {r['widths']:7} {'on' if r['symmetry_breaking'] else 'off':3} "
+                  f"{r['encoding'] + '/' + r['domain']:16} {r['status']:10} {obj:>12} {gap:>9} {r['seconds']:>8.1f}",
+                  flush=True)
+    rows.sort(key=lambda r: (r["widths"], r["samples"], r["symmetry_breaking"], r["encoding"], r["domain"]))
+    summary = summarise(rows, args.time_limit)
+    print("\nlargest instance certified within the limit (samples, widths):")
+    for k, v in summary.items():
+        print(f"  {k:28s} {v['certified']:3d} certified, largest {v['largest']}")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        write_json_atomic(args.json, {"time_limit": args.time_limit, "backend": args.backend, "seed": args.seed,
+                                      "wall_seconds": time.perf_counter() - t0, "runs": rows, "summary": summary})
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The paper's claim on random 1-D instances (N = 10, widths 1,2,1, B = 2, mse): the certified
+optima of split/binary and split/interval agree, and agree with an independent global optimum
+from pattern enumeration (tests/oracle.py)."""
+
+import pytest
+
+from formulations import random_instance
+from unrectify import solve
+from unrectify.verify import RTOL
+
+from .conftest import needs
+from .oracle import enumerate_optimum
+
+
+def check_instance(seed, symmetry="all", time_limit=300):
+    p = random_instance(10, (1, 2, 1), seed=seed, weight_bound=2.0, loss="mse")
+    exact = enumerate_optimum(p.X, p.Y, 2, 2.0)
+    sols = {d: solve(p, "split", d, backend="scip", time_limit=time_limit, symmetry_breaking=symmetry)
+            for d in ("binary", "interval")}
+    for d, s in sols.items():
+        assert s.status == "optimal", (d, s.status, s.objective, s.bound)
+        assert s.certified_optimal, (d, s.certificate)
+        assert s.certificate.forward_loss == pytest.approx(s.objective, rel=1e-6)
+        assert s.objective == pytest.approx(exact, rel=RTOL)
+    assert sols["binary"].objective == pytest.approx(sols["interval"].objective, rel=RTOL)
+
+
+@needs("scip")
+def test_split_binary_equals_interval_equals_enumeration():
+    check_instance(0)
+
+
+@pytest.mark.slow
+@needs("scip")
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_split_binary_equals_interval_equals_enumeration_more_seeds(seed):
+    check_instance(seed)
+
+
+@pytest.mark.slow
+@needs("scip")
+def test_without_symmetry_breaking():
+    check_instance(1, symmetry="none", time_limit=600)
