@@ -10,19 +10,17 @@ Outputs in ``out_dir`` (each written atomically: temp file, then ``os.replace``)
 ``results.json`` (list of records), ``results.md`` (markdown tables), ``psnr_vs_ratio.png``
 (one line per method) and ``grid_ratio{r:g}.png`` (test originals vs reconstructions).
 
-Command line: ``python -m cs_problems [--dataset digits] [--ratios 0.04,0.1,0.25] ...``
+Command line: ``unrectify cs [--dataset digits] [--ratios 4,10,25] ...`` (ratios in percent).
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import inspect
 import io
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -281,7 +279,7 @@ def run_cs_experiment(
 
 
 # ---------------------------------------------------------------------- command line
-def _parse_option(text: str) -> tuple[str, str, Any]:
+def parse_option(text: str) -> tuple[str, str, Any]:
     try:
         lhs, value = text.split("=", 1)
         method, key = lhs.split(".", 1)
@@ -292,44 +290,3 @@ def _parse_option(text: str) -> tuple[str, str, Any]:
     except (ValueError, SyntaxError):
         parsed = value
     return method, key, parsed
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (2 on bad input)."""
-    p = argparse.ArgumentParser(prog="python -m cs_problems", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default=DEFAULT_DATASET)
-    p.add_argument("--ratios", default=",".join(f"{r:g}" for r in DEFAULT_RATIOS))
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
-    p.add_argument("--train-samples", type=int, default=DEFAULT_TRAIN_SAMPLES)
-    p.add_argument("--test-samples", type=int, default=DEFAULT_TEST_SAMPLES)
-    p.add_argument("--noise", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", default="cs_results")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="decoder option, e.g. adam.epochs=30 (repeatable)")
-    args = p.parse_args(argv)
-    try:
-        ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
-    except ValueError:
-        print(f"error: --ratios must be comma-separated numbers, got {args.ratios!r}", file=sys.stderr)
-        return 2
-    options: dict[str, dict[str, Any]] = {}
-    try:
-        for text in args.option:
-            method, key, value = _parse_option(text)
-            options.setdefault(method, {})[key] = value
-        records = run_cs_experiment(
-            args.dataset, ratios, [m for m in args.methods.split(",") if m.strip()],
-            args.train_samples, args.test_samples, args.noise, args.seed, args.out_dir,
-            progress=not args.no_progress, method_options=options,
-        )
-    except (CSInputError, CSDependencyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(results_markdown(records))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(single-output read-out weights on the box), all (default), none")
     v.add_argument("--json", metavar="PATH", help="write runs and verdicts as JSON")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .cs_cli import add_parser as add_cs_parser
+    add_cs_parser(sub)
     return p
 
 
