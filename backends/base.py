@@ -122,7 +122,19 @@ def grace_seconds(time_limit: float) -> float:
     return 2.0 + 0.1 * time_limit
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this solver process if its parent dies (Ctrl-C, kill)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _child(fn, model, time_limit, conn) -> None:
+    _die_with_parent()
     try:
         conn.send(("ok", fn(model, time_limit)))
     except UnrectifyError as exc:

@@ -51,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--weight-bound", type=float, default=2.0, metavar="B", help="box |W|,|b| <= B (default 2)")
     v.add_argument("--encodings", type=_names, default=list(BUILTIN),
                    help=f"comma-separated encodings (default {','.join(BUILTIN)})")
-    v.add_argument("--backend", default="auto", help="auto (default), scip, gurobi, highs, cvxpy")
+    v.add_argument("--backend", default="auto",
+                   help="auto (default), scip, gurobi, highs, cvxpy, alm, or several: auto,alm")
+    v.add_argument("--restarts", type=int, default=None, metavar="K",
+                   help="ALM restarts (best certified forward loss kept; default 10)")
     v.add_argument("--time-limit", type=float, default=60.0, metavar="SEC", help="wall-clock seconds per solve")
     v.add_argument("--symmetry-breaking", nargs="?", const="all", default="all", metavar="KINDS",
                    help="added identically to every form: permutation (order hidden biases), scaling "
@@ -80,6 +83,9 @@ def print_report(report, out=sys.stdout) -> None:
     print(file=out)
     print("verdicts:", file=out)
     for v in report.verdicts:
+        if v.backend is not None:
+            print(f"  {v.encoding + ' (' + v.backend + ')':16s} {'LOCAL':10s} {v.reason}", file=out)
+            continue
         label = {True: "TIGHT", False: "NOT TIGHT", None: "UNDECIDED"}[v.tight]
         print(f"  {v.encoding:16s} {label:10s} {v.reason}", file=out)
 
@@ -107,10 +113,17 @@ def cmd_verify(args) -> int:
     from backends import backend_names
     for e in args.encodings:
         get_encoding(e)
-    if args.backend != "auto" and args.backend not in backend_names():
-        from backends import get_backend
-        get_backend(args.backend)  # raises the one-line unknown-backend error
-    n_runs = sum(len(get_encoding(e).domains) for e in args.encodings)
+    from .verify import backend_list
+    for b in backend_list(args.backend):
+        if b not in ("auto", "alm") and b not in backend_names():
+            from backends import get_backend
+            get_backend(b)  # raises the one-line unknown-backend error
+    options = {}
+    if "alm" in backend_list(args.backend) or args.restarts is not None:
+        if args.restarts is not None and args.restarts < 1:
+            raise CLIError(f"--restarts must be a positive integer, got {args.restarts}")
+        options["restarts"] = 10 if args.restarts is None else args.restarts
+    n_runs = sum(len(get_encoding(e).domains) for e in args.encodings) * len(backend_list(args.backend))
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -124,7 +137,8 @@ def cmd_verify(args) -> int:
     print(f"instance: {source}; widths {','.join(map(str, problem.widths))}; loss {problem.loss}; "
           f"B = {problem.weight_bound:g}; symmetry breaking {args.symmetry_breaking}")
     try:
-        report = verify(problem, args.encodings, args.backend, args.time_limit, args.symmetry_breaking, on_run=on_run)
+        report = verify(problem, args.encodings, args.backend, args.time_limit, args.symmetry_breaking, on_run=on_run,
+                        **options)
     finally:
         if bar is not None:
             bar.close()

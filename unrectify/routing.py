@@ -12,7 +12,7 @@ EXACT_MAX_BINARIES = 64
 EXACT_MAX_BILINEAR = 400
 
 
-def choose_backend(model: Model, prefer_exact: bool = True) -> tuple[str, str]:
+def choose_backend(model: Model) -> tuple[str, str]:
     """Return ``(backend name, reason)`` for ``model``."""
     installed = available_backends()
     cls = model.problem_class
@@ -20,10 +20,6 @@ def choose_backend(model: Model, prefer_exact: bool = True) -> tuple[str, str]:
         return "highs", f"{cls}: linear model, solved exactly by HiGHS"
     if not model.has_quadratic_constraints and model.objective_is_convex and not model.n_integer and "cvxpy" in installed:
         return "cvxpy", f"{cls}: convex continuous model, solved by cvxpy"
-    big = model.n_integer > EXACT_MAX_BINARIES or len(model.quad[0]) > EXACT_MAX_BILINEAR
-    if big and not prefer_exact and "alm" in installed:
-        return "alm", (f"{cls} with {model.n_integer} binaries and {len(model.quad[0])} bilinear terms exceeds the "
-                       f"exact limits ({EXACT_MAX_BINARIES} binaries / {EXACT_MAX_BILINEAR} bilinear terms)")
     # SCIP is the default global solver: measured faster than the pip Gurobi on these
     # (MI)QCQPs (docs/benchmarks.md); Gurobi is used by "auto" only when SCIP is absent.
     if "scip" in installed:
@@ -35,3 +31,26 @@ def choose_backend(model: Model, prefer_exact: bool = True) -> tuple[str, str]:
         except Exception as exc:
             raise SolverUnavailableError(f"SCIP is not installed and Gurobi cannot take this model: {exc}") from None
     raise SolverUnavailableError(f"no installed backend can solve a {cls} model (install pyscipopt and pyomo)")
+
+
+def training_size(problem) -> tuple[int, int]:
+    """(activation binaries, bilinear terms) of the split model of ``problem``, without building it."""
+    N = problem.n_samples
+    hidden = sum(problem.hidden_widths)
+    chain = sum(problem.widths[l] * problem.widths[l - 1] for l in range(2, problem.n_layers + 1))
+    return N * hidden, 3 * N * hidden + N * chain
+
+
+def choose_training_route(problem, encoding: str, domain: str) -> tuple[str, str | None]:
+    """``("alm", reason)`` for relaxed split instances beyond the exact limits, else ``("auto", None)``
+    (an exact backend is then chosen from the built model by :func:`choose_backend`)."""
+    binaries, bilinear = training_size(problem)
+    big = binaries > EXACT_MAX_BINARIES or bilinear > EXACT_MAX_BILINEAR or problem.weight_bound is None
+    if not big:
+        return "auto", None
+    why = ("no weight box (exact solvers need one)" if problem.weight_bound is None else
+           f"{binaries} activation variables / {bilinear} bilinear terms exceed the exact limits "
+           f"({EXACT_MAX_BINARIES} / {EXACT_MAX_BILINEAR})")
+    if encoding == "split" and domain == "interval":
+        return "alm", f"{why}: relaxed split form solved locally by the ALM solver"
+    return "auto", None

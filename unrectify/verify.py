@@ -44,11 +44,15 @@ class Verdict:
     interval_objective: float | None
     reason: str
     mapped_back: dict | None = None
+    backend: str | None = None            # set for verdicts on a local (ALM) run
+    gap_to_certified: float | None = None
 
     def to_dict(self) -> dict:
-        return {"encoding": self.encoding, "tight": self.tight, "binary_objective": self.binary_objective,
-                "interval_objective": self.interval_objective, "reason": self.reason,
-                "mapped_back": self.mapped_back}
+        d = {"encoding": self.encoding, "tight": self.tight, "binary_objective": self.binary_objective,
+             "interval_objective": self.interval_objective, "reason": self.reason, "mapped_back": self.mapped_back}
+        if self.backend is not None:
+            d |= {"backend": self.backend, "gap_to_certified": self.gap_to_certified}
+        return d
 
 
 @dataclass
@@ -170,51 +174,102 @@ def judge(encoding: str, binary: Solution | None, interval: Solution | None, ref
     return v
 
 
-def preflight(problem: TrainingProblem, encodings, backend: str, symmetry_breaking: bool, **options) -> None:
-    """Build every model and check it against the backend (capabilities, licence) before any
+def preflight(problem: TrainingProblem, encodings, backends: Sequence[str], symmetry_breaking, **options) -> None:
+    """Build every model and check it against its backend (capabilities, licence) before any
     solve starts, so a bad combination fails at once with a one-line error."""
     from backends import get_backend
 
-    from .routing import choose_backend
+    from .api import ALM_OPTIONS
+    from .routing import choose_backend, choose_training_route
 
-    for enc in encodings:
-        for domain in enc.domains:
-            model = build_training_model(problem, enc, domain, symmetry_breaking).model
-            name = choose_backend(model)[0] if backend == "auto" else backend
-            get_backend(name, **options).check(model)
+    exact_options = {k: v for k, v in options.items() if k not in ALM_OPTIONS}
+    for backend in backends:
+        if backend != "auto" and backend != "alm":
+            get_backend(backend)   # unknown names fail here
+        for enc in encodings:
+            for domain in enc.domains:
+                if backend == "alm" or (backend == "auto" and choose_training_route(problem, enc.name, domain)[0] == "alm"):
+                    continue
+                model = build_training_model(problem, enc, domain, symmetry_breaking).model
+                name = choose_backend(model)[0] if backend == "auto" else backend
+                get_backend(name, **exact_options).check(model)
+
+
+def backend_list(backend: str | Sequence[str]) -> list[str]:
+    names = [b.strip() for b in backend.split(",")] if isinstance(backend, str) else [str(b) for b in backend]
+    names = [b for b in names if b]
+    if not names:
+        from formulations import InputError
+        raise InputError("no backend given")
+    return names
+
+
+def judge_local(sol: Solution, reference: Solution | None) -> Verdict:
+    """Compare a local (ALM) solution with the certified optimum, when one exists."""
+    fl = sol.forward_loss
+    v = Verdict(sol.encoding, None, None if reference is None else reference.objective, fl, "", None)
+    v.backend = sol.backend
+    if fl is None:
+        v.reason = f"{sol.backend} returned no weights (status {sol.status})"
+    elif reference is None:
+        v.reason = f"{sol.backend} found a local solution (status {sol.status}); no certified optimum to compare with"
+    else:
+        gap = (fl - reference.objective) / max(abs(reference.objective), 1e-12)
+        v.gap_to_certified = gap
+        if _agree(fl, reference.objective):
+            v.reason = f"{sol.backend} reached the certified optimum ({gap:+.1e} relative)"
+        elif fl > reference.objective:
+            v.reason = f"{sol.backend} local solution is {gap:.3g} relative above the certified optimum"
+        else:
+            v.reason = f"{sol.backend} loss below the certified optimum ({gap:.3g}): inconsistent, check tolerances"
+    return v
 
 
 def verify(
     problem: TrainingProblem,
     encodings: Sequence[str] = BUILTIN,
-    backend: str = "auto",
+    backend: str | Sequence[str] = "auto",
     time_limit: float | None = 60.0,
     symmetry_breaking: bool | str | list[str] = False,
     on_run: Callable[[Solution], None] | None = None,
     **backend_options,
 ) -> VerifyReport:
-    """Solve each encoding in its binary and interval forms and judge tightness."""
-    encs = [get_encoding(e) for e in encodings]   # unknown names fail before any solve
-    preflight(problem, encs, backend, symmetry_breaking, **backend_options)
+    """Solve each encoding in its binary and interval forms and judge tightness.
+
+    ``backend`` may list several backends (``"auto,alm"``): every form is solved by each exact
+    one, the ALM solver takes the relaxed split form only, and its local solution is compared
+    with the certified optimum in a verdict of its own.
+    """
     from formulations.builder import symmetry_kinds
 
+    encs = [get_encoding(e) for e in encodings]   # unknown names fail before any solve
+    backends = backend_list(backend)
+    preflight(problem, encs, backends, symmetry_breaking, **backend_options)
     report = VerifyReport(problem=problem.describe() | {"symmetry_breaking": list(symmetry_kinds(symmetry_breaking)),
-                                                       "time_limit": time_limit, "backend": backend})
-    by_key: dict[tuple[str, str], Solution] = {}
-    for enc in encs:
-        for domain in ("binary", "interval"):
-            if domain not in enc.domains:
-                continue
-            sol = solve(problem, enc.name, domain, backend=backend, time_limit=time_limit,
-                        symmetry_breaking=symmetry_breaking, **backend_options)
-            by_key[(enc.name, domain)] = sol
-            report.runs.append(sol)
-            if on_run is not None:
-                on_run(sol)
-    certified_binary = [s for (e, d), s in by_key.items() if d == "binary" and s.certified_optimal]
+                                                       "time_limit": time_limit, "backend": ",".join(backends)})
+    exact: dict[tuple[str, str], Solution] = {}
+    local: list[Solution] = []
+    for b in backends:
+        for enc in encs:
+            for domain in enc.domains:
+                if b == "alm" and (enc.name, domain) != ("split", "interval"):
+                    continue
+                sol = solve(problem, enc.name, domain, backend=b, time_limit=time_limit,
+                            symmetry_breaking=symmetry_breaking, **backend_options)
+                report.runs.append(sol)
+                if sol.status == "local" or sol.backend == "alm":
+                    local.append(sol)
+                else:
+                    exact.setdefault((enc.name, domain), sol)
+                if on_run is not None:
+                    on_run(sol)
+    certified_binary = [s for (e, d), s in exact.items() if d == "binary" and s.certified_optimal]
     reference = min(certified_binary, key=lambda s: s.objective) if certified_binary else None
     for enc in encs:
-        interval = by_key.get((enc.name, "interval"))
+        if not any(e == enc.name for e, _ in exact):
+            continue
+        interval = exact.get((enc.name, "interval"))
         mapped = map_back(problem, interval) if interval is not None else None
-        report.verdicts.append(judge(enc.name, by_key.get((enc.name, "binary")), interval, reference, mapped))
+        report.verdicts.append(judge(enc.name, exact.get((enc.name, "binary")), interval, reference, mapped))
+    report.verdicts.extend(judge_local(s, reference) for s in local)
     return report

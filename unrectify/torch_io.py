@@ -1,0 +1,135 @@
+"""Import and export ReLU networks as ``torch.nn.Sequential`` (torch stays optional).
+
+Only plain fully connected ReLU networks map to the project's weights format
+``[(W_1, b_1), ..., (W_L, b_L)]`` (``W_l`` of shape ``(n_l, n_{l-1})``, hidden ReLU, affine
+output): a ``Sequential`` of ``Linear, ReLU, Linear, ReLU, ..., Linear`` (nested
+``Sequential`` containers are flattened).  Any other layer, a missing ReLU between two
+``Linear`` layers or a ReLU after the last ``Linear`` is refused with a one-line
+:class:`~formulations.errors.InputError` naming the layer.  torch is imported on first use;
+without it a one-line :class:`TorchUnavailableError` (an ``ImportError``) says how to install it.
+Weights are copied to float64 numpy arrays (exact for float32 models).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from formulations.errors import InputError, UnrectifyError
+from formulations.fixed_weight import FixedNetwork
+from formulations.problem import TrainingProblem
+
+Weights = list[tuple[np.ndarray, np.ndarray]]
+
+INSTALL_HINT = "pip install torch==2.13.0 (the CPU build; a looser spec downloads a multi-GB CUDA build)"
+
+
+class TorchUnavailableError(UnrectifyError, ImportError):
+    """torch is not installed."""
+
+
+def import_torch() -> Any:
+    """Import torch or raise a one-line :class:`TorchUnavailableError` with the install command."""
+    try:
+        import torch
+    except ModuleNotFoundError:
+        raise TorchUnavailableError(f"this function needs torch: {INSTALL_HINT}") from None
+    return torch
+
+
+def _flatten(module, torch) -> Iterable:
+    for child in module.children() if isinstance(module, torch.nn.Sequential) else [module]:
+        if isinstance(child, torch.nn.Sequential):
+            yield from _flatten(child, torch)
+        else:
+            yield child
+
+
+def from_torch(seq) -> Weights:
+    """Weights ``[(W, b), ...]`` (float64 copies) of a ``Sequential(Linear, ReLU, ..., Linear)``."""
+    torch = import_torch()
+    if not isinstance(seq, torch.nn.Sequential):
+        raise InputError(f"expected a torch.nn.Sequential, got {type(seq).__name__}")
+    layers = list(_flatten(seq, torch))
+    if not layers:
+        raise InputError("the Sequential is empty")
+    weights: Weights = []
+    expect_linear = True
+    for i, layer in enumerate(layers):
+        kind = type(layer).__name__
+        if isinstance(layer, torch.nn.Linear):
+            if not expect_linear:
+                raise InputError(f"layer {i} ({kind}) follows a Linear without a ReLU in between; "
+                                 f"hidden layers must be Linear followed by ReLU")
+            W = layer.weight.detach().cpu().to(torch.float64).numpy().copy()
+            b = (layer.bias.detach().cpu().to(torch.float64).numpy().copy() if layer.bias is not None
+                 else np.zeros(W.shape[0]))
+            if weights and W.shape[1] != weights[-1][0].shape[0]:
+                raise InputError(f"layer {i} (Linear) takes {W.shape[1]} inputs but the previous Linear "
+                                 f"gives {weights[-1][0].shape[0]}")
+            weights.append((W, b))
+            expect_linear = False
+        elif isinstance(layer, torch.nn.ReLU):
+            if expect_linear:
+                raise InputError(f"layer {i} (ReLU) must follow a Linear layer")
+            expect_linear = True
+        else:
+            raise InputError(f"layer {i} ({kind}) is not supported: only Linear and ReLU layers map to a ReLU network")
+    if expect_linear:
+        raise InputError(f"layer {len(layers) - 1} (ReLU) ends the network: the output layer must be an affine Linear")
+    return weights
+
+
+def _dtype(torch, dtype):
+    if dtype in ("float64", "double", torch.float64):
+        return torch.float64
+    if dtype in ("float32", "float", torch.float32):
+        return torch.float32
+    raise InputError(f"unsupported dtype {dtype!r}; choose float64 or float32")
+
+
+def to_torch(weights: Sequence[tuple[np.ndarray, np.ndarray]], dtype: Any = "float64"):
+    """``Sequential(Linear, ReLU, ..., Linear)`` holding ``weights`` in ``dtype``
+    (``"float64"`` or ``"float32"``; gurobi-machinelearning needs float32)."""
+    torch = import_torch()
+    net = FixedNetwork(weights)   # validates shapes and finiteness
+    dt = _dtype(torch, dtype)
+    mods: list = []
+    L = net.n_layers
+    for l, (W, b) in enumerate(net.weights, start=1):
+        lin = torch.nn.Linear(W.shape[1], W.shape[0], dtype=dt)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W))
+            lin.bias.copy_(torch.from_numpy(b))
+        mods.append(lin)
+        if l < L:
+            mods.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*mods)
+
+
+def problem_from_torch(seq, X, Y, loss: str = "mse", weight_bound: float | None = 2.0,
+                       freeze: Sequence[int] = ()) -> TrainingProblem:
+    """A :class:`TrainingProblem` with the architecture of ``seq`` on data ``(X, Y)``.
+
+    ``freeze`` lists 1-based layers whose weights are taken from ``seq`` as data (e.g.
+    ``freeze=(2,)`` trains the first layer under the torch read-out); the other layers are
+    unknowns in the weight box ``|W|, |b| <= weight_bound``.
+    """
+    weights = from_torch(seq)
+    widths = (weights[0][0].shape[1],) + tuple(W.shape[0] for W, _ in weights)
+    frozen = {}
+    for l in freeze:
+        if not 1 <= int(l) <= len(weights):
+            raise InputError(f"freeze layer {l} outside 1..{len(weights)}")
+        frozen[int(l)] = weights[int(l) - 1]
+    return TrainingProblem(X, Y, widths, loss=loss, weight_bound=weight_bound, frozen=frozen)
+
+
+def fixed_network_from_torch(seq, input_lo=0.0, input_hi=1.0) -> FixedNetwork:
+    """A :class:`~formulations.fixed_weight.FixedNetwork` of ``seq`` on the box ``[input_lo, input_hi]``."""
+    return FixedNetwork(from_torch(seq), input_lo, input_hi)
+
+
+__all__ = ["TorchUnavailableError", "fixed_network_from_torch", "from_torch", "import_torch",
+           "problem_from_torch", "to_torch"]
