@@ -38,7 +38,6 @@ class HighsBackend(Backend):
         h.setOptionValue("mip_rel_gap", float(self.options.get("gap", 1e-9)))
         h.setOptionValue("primal_feasibility_tolerance", 1e-9)
         h.setOptionValue("mip_feasibility_tolerance", 1e-9)
-        A = model.A.tocsc()
         lo = np.where(model.sense >= 0, model.rhs, -INF)   # >= and == rows
         hi = np.where(model.sense <= 0, model.rhs, INF)    # <= and == rows
         lb = np.where(np.isfinite(model.lb), model.lb, -INF)
@@ -54,7 +53,6 @@ class HighsBackend(Backend):
         if len(ints):
             h.changeColsIntegrality(len(ints), ints, np.full(len(ints), highspy.HighsVarType.kInteger))
         h.changeObjectiveOffset(model.obj_constant)
-        del A
         return h
 
     def run(self, native, time_limit):

@@ -34,7 +34,7 @@ import numpy as np
 from .encodings import Encoding, get_encoding
 from .errors import UnknownNameError
 from .model import Model
-from .problem import TrainingProblem
+from .problem import TrainingProblem, forward
 
 
 @dataclass
@@ -94,8 +94,6 @@ class TrainingModel:
 
     def point_from_weights(self, weights) -> np.ndarray:
         """The model point of a ReLU network: forward pass values, ``d = 1[z > 0]``."""
-        from .problem import forward
-
         v = np.zeros(self.model.n_vars)
         for (Wop, bop), (W, b) in zip(self.weight_vars, weights):
             if Wop.is_var:

@@ -254,10 +254,8 @@ class Model:
         if np.all(i == j):
             return bool(np.all(q >= 0))
         used = np.unique(np.concatenate([i, j]))
-        pos = {v: k for k, v in enumerate(used)}
         H = np.zeros((len(used), len(used)))
-        ii = np.array([pos[v] for v in i])
-        jj = np.array([pos[v] for v in j])
+        ii, jj = np.searchsorted(used, i), np.searchsorted(used, j)
         np.add.at(H, (ii, jj), q / 2)
         np.add.at(H, (jj, ii), q / 2)
         return bool(np.linalg.eigvalsh(H).min() >= -1e-12)
