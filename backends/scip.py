@@ -26,7 +26,7 @@ STATUS_MAP = {
 #: relative gap at which SCIP stops and reports "optimal" (a certified global optimum up to it)
 DEFAULT_GAP = 1e-6
 DEFAULT_ABSGAP = 1e-9
-DEFAULT_FEASTOL = 1e-8
+DEFAULT_FEASTOL = 1e-9
 
 
 class ScipBackend(Backend):

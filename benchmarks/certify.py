@@ -48,6 +48,27 @@ def summarise(rows, time_limit):
     return out
 
 
+def to_markdown(rows, time_limit) -> str:
+    """Table: one line per (widths, N); cells = seconds to certify, or '>limit (gap)'."""
+    cols = [(e, d, sb) for sb in (False, True) for e, d in FORMS]
+    head = "| widths | N | " + " | ".join(f"{e}/{d} {'sym' if sb else 'plain'}" for e, d, sb in cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 2)]
+    keys = sorted({(r["widths"], r["samples"]) for r in rows})
+    index = {(r["widths"], r["samples"], r["encoding"], r["domain"], r["symmetry_breaking"]): r for r in rows}
+    for w, n in keys:
+        cells = []
+        for e, d, sb in cols:
+            r = index.get((w, n, e, d, sb))
+            if r is None:
+                cells.append("")
+            elif r["certified"]:
+                cells.append(f"**{r['seconds']:.1f}**")
+            else:
+                cells.append(f">{time_limit:g} ({r['status']})")
+        lines.append(f"| {w} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", default="6,8,10,12,16")
@@ -59,7 +80,13 @@ def main(argv=None) -> int:
                     help="on = permutation + scaling symmetry breaking (identical in every form), off = none")
     ap.add_argument("--jobs", type=int, default=1, help="solves run in parallel (one core each)")
     ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--markdown-from", metavar="JSON", help="only print the markdown table of an earlier --json run")
     args = ap.parse_args(argv)
+    if args.markdown_from:
+        with open(args.markdown_from) as fh:
+            doc = json.load(fh)
+        print(to_markdown(doc["runs"], doc["time_limit"]))
+        return 0
     samples = [int(s) for s in args.samples.split(",")]
     widths = [tuple(int(x) for x in w.split(",")) for w in args.widths]
     sbs = {"both": (False, True), "on": (True,), "off": (False,)}[args.symmetry]

@@ -28,6 +28,10 @@ pre-activation.  :class:`FixedNetwork` computes them over the input box, solver-
   box in closed form.  The result is intersected with the interval bounds, so it is never
   looser.  Tighter bounds mean smaller big-M constants, more units of known sign (their
   activation is fixed, no branching) and stronger relaxations.
+* explicit bounds ``[(L_1, U_1), ...]`` (:meth:`FixedNetwork.check_bounds`), e.g. from
+  optimisation-based tightening: :func:`build_bound_tightening_model` states "max and min every
+  unit of layer ``k``" as one separable model (the LP relaxation with ``bigm``/``interval``);
+  ``unrectify.fixed.tighten_bounds`` solves it layer by layer.
 
 A leading batch axis ``B`` gives independent copies (one row per target, or one output index
 per row); they share the bounds.  Builders return a :class:`FixedWeightModel`: the
@@ -136,6 +140,35 @@ class FixedNetwork:
         """The same weights on another input box."""
         return FixedNetwork(self.weights, input_lo, input_hi)
 
+    def truncated(self, layers: int) -> "FixedNetwork":
+        """The first ``layers`` affine layers (the last one becomes the affine output)."""
+        if not 1 <= int(layers) <= self.n_layers:
+            raise InputError(f"cannot truncate to {layers} layers; the network has {self.n_layers}")
+        return FixedNetwork(self.weights[: int(layers)], self.input_lo, self.input_hi)
+
+    def check_bounds(self, bounds) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Validate explicit pre-activation bounds ``[(L_1, U_1), ..., (L_L, U_L)]`` (e.g. from
+        optimisation-based tightening): shapes ``(n_l,)``, finite, ``L <= U``."""
+        bounds = list(bounds)
+        if len(bounds) != self.n_layers:
+            raise InputError(f"bounds list has {len(bounds)} layers, the network has {self.n_layers}")
+        out = []
+        for l, (pair, n) in enumerate(zip(bounds, self.widths[1:]), start=1):
+            L = _finite_array(f"layer {l} lower bound", pair[0]).reshape(-1)
+            U = _finite_array(f"layer {l} upper bound", pair[1]).reshape(-1)
+            if L.shape != (n,) or U.shape != (n,):
+                raise InputError(f"layer {l} bounds must have shape ({n},), got {L.shape} and {U.shape}")
+            if np.any(L > U):
+                raise InputError(f"layer {l} has a lower bound above its upper bound")
+            out.append((L, U))
+        return out
+
+    def resolve_bounds(self, bounds) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+        """``(bounds list, name)`` from a method name or an explicit list."""
+        if isinstance(bounds, str):
+            return self.bounds(bounds), bounds
+        return self.check_bounds(bounds), "given"
+
     def __repr__(self) -> str:
         return f"FixedNetwork(widths={'-'.join(map(str, self.widths))})"
 
@@ -222,8 +255,11 @@ class FixedNetwork:
 
 
 def _interval_affine(W, b, lo, hi):
-    Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
-    return Wp @ lo + Wn @ hi + b, Wp @ hi + Wn @ lo + b
+    """Exact range of ``W x + b`` over the box ``[lo, hi]`` (centre-radius form of
+    ``W^+ lo + W^- hi + b`` and ``W^+ hi + W^- lo + b``)."""
+    centre = W @ ((lo + hi) * 0.5) + b
+    radius = np.abs(W) @ ((hi - lo) * 0.5)
+    return centre - radius, centre + radius
 
 
 def _relu_lines(L, U):
@@ -252,7 +288,7 @@ class FixedWeightModel:
     net: FixedNetwork
     encoding: Encoding
     domain: str
-    kind: str                                   # "output_bound" | "inversion"
+    kind: str                                   # "output_bound" | "inversion" | "bounds"
     inputs: np.ndarray
     outputs: np.ndarray
     layers: list[dict[str, np.ndarray]] = field(default_factory=list)
@@ -277,7 +313,7 @@ class FixedWeightModel:
     def row_objectives(self, outputs) -> np.ndarray:
         """User objective of each row computed from output values ``(B, n_L)``."""
         Yo = np.asarray(outputs, dtype=float).reshape(self.batch, -1)
-        if self.kind == "output_bound":
+        if self.kind in ("output_bound", "bounds"):
             return Yo[np.arange(self.batch), self.output_index]
         r = Yo - self.target
         if self.norm == "l1":
@@ -312,10 +348,9 @@ class FixedWeightModel:
         return v
 
 
-def _build_network(m: Model, net: FixedNetwork, B: int, enc: Encoding, domain: str, method: str):
+def _build_network(m: Model, net: FixedNetwork, B: int, enc: Encoding, domain: str, bounds):
     """Variables ``x`` (B, n_0) in the box, per hidden layer ``Z``/``X`` (+ the encoding's),
-    and outputs ``y`` (B, n_L) tied by ``y = a_{L-1} W_L^T + b_L``."""
-    bounds = net.bounds(method)
+    and outputs ``y`` (B, n_L) tied by ``y = a_{L-1} W_L^T + b_L``; ``bounds`` a resolved list."""
     X0 = m.add_var("x", (B, net.n_inputs), net.input_lo, net.input_hi)
     prev = Operand(X0, True)
     layers = []
@@ -340,14 +375,12 @@ def _build_network(m: Model, net: FixedNetwork, B: int, enc: Encoding, domain: s
     return X0, Y, layers
 
 
-def _prepare(net: FixedNetwork, encoding, domain: str, bounds: str):
+def _prepare(net: FixedNetwork, encoding, domain: str, bounds):
     if not isinstance(net, FixedNetwork):
         raise InputError(f"expected a FixedNetwork, got {type(net).__name__}")
     enc = get_encoding(encoding)
     enc.check_domain(domain)
-    if bounds not in BOUND_METHODS:
-        raise UnknownNameError(f"unknown bound method {bounds!r}; choose one of {', '.join(BOUND_METHODS)}")
-    return enc
+    return (enc, *net.resolve_bounds(bounds))
 
 
 def build_output_bound_model(net: FixedNetwork, output_index: int | Sequence[int] = 0, sense: str = "max",
@@ -363,7 +396,7 @@ def build_output_bound_model(net: FixedNetwork, output_index: int | Sequence[int
     output ``output_index[r]``; the objective is their sum, so each row is optimal at the optimum).
     The model minimises ``-y_k`` for ``max``; ``FixedWeightModel.sign`` maps it back.
     """
-    enc = _prepare(net, encoding, domain, bounds)
+    enc, blist, bname = _prepare(net, encoding, domain, bounds)
     if sense not in SENSES:
         raise UnknownNameError(f"unknown sense {sense!r}; choose max or min")
     batched = np.ndim(output_index) > 0
@@ -377,12 +410,12 @@ def build_output_bound_model(net: FixedNetwork, output_index: int | Sequence[int
         raise InputError(f"output_index {output_index!r} outside 0..{net.n_outputs - 1}")
     B = len(idx)
     m = Model(f"output_bound-{enc.name}-{domain}")
-    X0, Y, layers = _build_network(m, net, B, enc, domain, bounds)
+    X0, Y, layers = _build_network(m, net, B, enc, domain, blist)
     sign = -1.0 if sense == "max" else 1.0
     m.set_objective(linear=[(sign, Y[np.arange(B), idx])])
-    m.meta.update(kind="output_bound", encoding=enc.name, domain=domain, sense=sense, bounds=bounds)
+    m.meta.update(kind="output_bound", encoding=enc.name, domain=domain, sense=sense, bounds=bname)
     return FixedWeightModel(m, net, enc, domain, "output_bound", X0, Y, layers, sign=sign, output_index=idx,
-                            sense=sense, batched=batched, bound_method=bounds)
+                            sense=sense, batched=batched, bound_method=bname)
 
 
 def build_inversion_model(net: FixedNetwork, target, norm: str = "l1", encoding: str | Encoding = "bigm",
@@ -398,7 +431,7 @@ def build_inversion_model(net: FixedNetwork, target, norm: str = "l1", encoding:
 
     ``target`` of shape ``(n_L,)`` or ``(B, n_L)``: ``B`` independent rows (objective summed).
     """
-    enc = _prepare(net, encoding, domain, bounds)
+    enc, blist, bname = _prepare(net, encoding, domain, bounds)
     if norm not in NORMS:
         raise UnknownNameError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
     t = _finite_array("target", target)
@@ -409,8 +442,8 @@ def build_inversion_model(net: FixedNetwork, target, norm: str = "l1", encoding:
         raise InputError(f"target must have shape ({net.n_outputs},) or (B, {net.n_outputs}), got {np.shape(target)}")
     B, nL = t.shape
     m = Model(f"inversion-{norm}-{enc.name}-{domain}")
-    X0, Y, layers = _build_network(m, net, B, enc, domain, bounds)
-    oL, oU = net.bounds(bounds)[-1]
+    X0, Y, layers = _build_network(m, net, B, enc, domain, blist)
+    oL, oU = blist[-1]
     worst = np.maximum(np.abs(oL - t), np.abs(oU - t))          # (B, nL) bound on |y - t|
     if norm == "l1":
         S = m.add_var("s", (B, nL), 0.0, worst)
@@ -424,10 +457,44 @@ def build_inversion_model(net: FixedNetwork, target, norm: str = "l1", encoding:
         m.set_objective(linear=[(1.0, S)])
     else:
         m.set_objective(linear=[(-2.0 * t, Y)], quadratic=[(1.0, Y, Y)], constant=float(np.sum(t * t)))
-    m.meta.update(kind="inversion", encoding=enc.name, domain=domain, norm=norm, bounds=bounds)
+    m.meta.update(kind="inversion", encoding=enc.name, domain=domain, norm=norm, bounds=bname)
     return FixedWeightModel(m, net, enc, domain, "inversion", X0, Y, layers, sign=1.0, target=t, norm=norm,
-                            batched=batched, bound_method=bounds)
+                            batched=batched, bound_method=bname)
 
 
-__all__ = ["BOUND_METHODS", "NORMS", "FixedNetwork", "FixedWeightModel", "build_inversion_model",
-           "build_output_bound_model"]
+def build_bound_tightening_model(net: FixedNetwork, layer: int, bounds="crown", encoding: str | Encoding = "bigm",
+                                 domain: str = "interval", units=None) -> FixedWeightModel:
+    r"""Optimisation-based bound tightening of layer ``layer`` (1-based) as one separable model.
+
+    For every unit ``j`` in ``units`` (default: all of the layer) two independent rows of the
+    network truncated after ``layer``: row ``r < J`` maximises ``z_{layer, j_r}``, row ``J + r``
+    minimises it, objective ``\sum_r (-z_{r, j_r}) + \sum_r z_{J+r, j_r}``.  The rows share no
+    variable, so an optimum of the sum is optimal in every row: each row's value is the
+    tightened upper (lower) bound.  With ``domain="interval"`` (default, ``bigm``) this is the
+    LP relaxation, solved once for the whole layer (classic OBBT); ``binary`` gives exact
+    bounds at MILP cost.  ``bounds`` (a method or list) are the bounds of layers
+    ``1..layer`` used in the encoding.
+    """
+    sub = net.truncated(layer)
+    if isinstance(bounds, str):
+        blist, bname = net.bounds(bounds)[:layer], bounds
+    else:
+        blist, bname = sub.check_bounds(list(bounds)[:layer]), "given"
+    enc, blist, _ = _prepare(sub, encoding, domain, blist)
+    n = sub.n_outputs
+    units = np.arange(n) if units is None else np.asarray(units, dtype=np.int64).reshape(-1)
+    if units.size == 0 or np.any((units < 0) | (units >= n)):
+        raise InputError(f"units must be a non-empty list of indices in 0..{n - 1}")
+    J = len(units)
+    idx = np.concatenate([units, units])
+    m = Model(f"bounds{layer}-{enc.name}-{domain}")
+    X0, Y, layers = _build_network(m, sub, 2 * J, enc, domain, blist)
+    coef = np.concatenate([-np.ones(J), np.ones(J)])
+    m.set_objective(linear=[(coef, Y[np.arange(2 * J), idx])])
+    m.meta.update(kind="bounds", encoding=enc.name, domain=domain, layer=int(layer), bounds=bname)
+    return FixedWeightModel(m, sub, enc, domain, "bounds", X0, Y, layers, sign=1.0, output_index=idx,
+                            batched=True, bound_method=bname)
+
+
+__all__ = ["BOUND_METHODS", "NORMS", "FixedNetwork", "FixedWeightModel", "build_bound_tightening_model",
+           "build_inversion_model", "build_output_bound_model"]

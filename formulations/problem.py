@@ -58,11 +58,19 @@ def loss_value(pred: np.ndarray, Y: np.ndarray, loss: str) -> float:
     raise UnknownNameError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
 
 
+#: largest magnitude accepted in data (squares must not overflow) and in propagated bounds
+#: (exact solvers lose all precision far below float overflow)
+MAX_DATA = 1e100
+MAX_BOUND = 1e8
+
+
 def _as_2d(name: str, a: np.ndarray) -> np.ndarray:
+    if np.iscomplexobj(a):
+        raise InputError(f"{name} is complex; real-valued data is required")
     try:
         arr = np.asarray(a, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} is not a numeric array ({exc})") from None
+        raise InputError(f"{name} is not a numeric array ({str(exc).splitlines()[0]})") from None
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -71,7 +79,25 @@ def _as_2d(name: str, a: np.ndarray) -> np.ndarray:
         raise InputError(f"{name} is empty (shape {arr.shape})")
     if not np.all(np.isfinite(arr)):
         raise InputError(f"{name} contains NaN or infinite values")
+    if np.abs(arr).max() > MAX_DATA:
+        raise InputError(f"{name} has values above {MAX_DATA:g} in magnitude; rescale the data")
     return arr
+
+
+def _check_widths(widths) -> tuple[int, ...]:
+    if isinstance(widths, (str, bytes)):
+        raise InputError(f"widths must be a sequence of integers, got the string {widths!r}")
+    try:
+        items = list(widths)
+    except TypeError:
+        raise InputError(f"widths must be a sequence of integers, got {widths!r}") from None
+    out = []
+    for w in items:
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, (int, np.integer, float, np.floating)) \
+                or not np.isfinite(w) or w != int(w):
+            raise InputError(f"widths must be positive integers, got {tuple(items)!r}")
+        out.append(int(w))
+    return tuple(out)
 
 
 @dataclass(eq=False)
@@ -101,10 +127,7 @@ class TrainingProblem:
         self.Y = _as_2d("Y", self.Y)
         if self.X.shape[0] != self.Y.shape[0]:
             raise InputError(f"X has {self.X.shape[0]} samples but Y has {self.Y.shape[0]}")
-        try:
-            widths = tuple(int(w) for w in self.widths)
-        except (TypeError, ValueError):
-            raise InputError(f"widths must be integers, got {self.widths!r}") from None
+        widths = _check_widths(self.widths)
         if len(widths) < 3:
             raise InputError(f"widths {widths} need input, at least one hidden layer and output (e.g. 1,2,1)")
         if min(widths) < 1:
@@ -186,6 +209,9 @@ class TrainingProblem:
                 r = B * (mag + 1.0)
                 zhi = np.broadcast_to(r, (self.n_samples, self.widths[l])).copy()
                 zlo = -zhi
+            if not (np.all(np.isfinite(zhi)) and np.abs(zhi).max() <= MAX_BOUND and np.abs(zlo).max() <= MAX_BOUND):
+                raise InputError(f"propagated bounds of layer {l} exceed {MAX_BOUND:g} (weight bound {B:g} is too large "
+                                 "for exact solvers; lower --weight-bound or rescale the data)")
             out.append((zlo, zhi))
             lo, hi = relu(zlo), relu(zhi)
         return out
@@ -206,6 +232,9 @@ class TrainingProblem:
                 raise InputError(f"layer {l} weights need shapes {shape} and {(self.widths[l],)}")
 
 
+MAX_GENERATED = 10**8
+
+
 def random_instance(
     n_samples: int = 8,
     widths: Sequence[int] = (1, 2, 1),
@@ -221,7 +250,10 @@ def random_instance(
     """
     if int(n_samples) < 1:
         raise InputError(f"samples must be a positive integer, got {n_samples}")
-    widths = tuple(int(w) for w in widths)
+    widths = _check_widths(widths)
+    if int(n_samples) * sum(widths) > MAX_GENERATED:
+        raise InputError(f"a generated instance of {n_samples} samples x {sum(widths)} widths is too large "
+                         f"(limit {MAX_GENERATED:g} values)")
     if len(widths) < 2 or min(widths) < 1:
         raise InputError(f"widths must be positive integers, got {widths}")
     rng = np.random.default_rng(seed)

@@ -118,3 +118,22 @@ def test_verify_json_schema_and_verdicts(tmp_path):
     assert verdicts["split"]["tight"] is True
     assert verdicts["sign"]["tight"] is False
     assert verdicts["sign"]["interval_objective"] < verdicts["sign"]["binary_objective"]
+
+
+def test_sweep_options_need_sweep():
+    assert_one_line_error(run("verify", "--workers", "2"), "need --sweep")
+
+
+@needs("scip")
+def test_verify_sweep_tiny(tmp_path):
+    pytest.importorskip("distributed")
+    spec = tmp_path / "s.toml"
+    spec.write_text('name = "t"\nseeds = [0, 1]\nsamples = [3]\nwidths = ["1,2,1"]\nencodings = ["split"]\n'
+                    'domains = ["interval"]\nbackends = ["scip"]\ntime_limit = 20\n')
+    results = tmp_path / "r.jsonl"
+    res = run("verify", "--sweep", str(spec), "--results", str(results), "--workers", "1", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(l) for l in results.read_text().splitlines()]
+    assert len(lines) == 2 and len({l["key"] for l in lines}) == 2
+    again = run("verify", "--sweep", str(spec), "--results", str(results), "--workers", "1", "--no-progress")
+    assert again.returncode == 0 and len(results.read_text().splitlines()) == 2

@@ -20,7 +20,8 @@ class CLIError(UnrectifyError, ValueError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+        sys.stderr.write(f"{self.prog}: error: {one_line}\n")
         sys.exit(2)
 
 
@@ -61,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(single-output read-out weights on the box), all (default), none")
     v.add_argument("--json", metavar="PATH", help="write runs and verdicts as JSON")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.add_argument("--sweep", metavar="SPEC.toml",
+                   help="run the grid of a TOML sweep spec on Dask, resumable (docs/sweeps.md)")
+    v.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --sweep: an existing Dask scheduler, e.g. tcp://host:8786 (default: a local cluster)")
+    v.add_argument("--results", metavar="PATH",
+                   help="with --sweep: JSON-lines results file, appended to and resumed from "
+                        "(default: <spec name>.results.jsonl)")
+    v.add_argument("--workers", type=int, metavar="N", help="with --sweep: local cluster size (default: CPU count)")
     from .cs_cli import add_parser as add_cs_parser
     add_cs_parser(sub)
     return p
@@ -94,13 +103,27 @@ def cmd_verify(args) -> int:
     from .io import load_problem
     from .verify import verify
 
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise CLIError(f"--time-limit must be positive, got {args.time_limit:g}")
+    if args.sweep:
+        if args.data or args.samples is not None or args.json:
+            raise CLIError("--sweep takes its instances from the spec: drop --data, --samples and --json")
+        from .sweep import cmd_sweep
+        return cmd_sweep(args)
+    if args.scheduler or args.results or args.workers is not None:
+        raise CLIError("--scheduler, --results and --workers need --sweep")
+
+    import math
+    import os
+
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        raise CLIError(f"--time-limit must be a positive number of seconds, got {args.time_limit:g}")
+    if not args.encodings:
+        raise CLIError("--encodings names no encoding")
     if args.json:
-        import os
         d = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(d):
             raise CLIError(f"--json directory does not exist: {d}")
+        if os.path.isdir(args.json):
+            raise CLIError(f"--json names a directory, not a file: {args.json}")
     if args.data:
         problem = load_problem(args.data, args.widths, args.loss, args.weight_bound)
         source = args.data
@@ -162,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UnrectifyError, ValueError, ImportError, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         sys.stderr.write(f"unrectify: error: {msg}\n")
+        return 2
+    except MemoryError:
+        sys.stderr.write("unrectify: error: not enough memory for this instance\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("unrectify: interrupted\n")

@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -29,8 +30,9 @@ import numpy as np
 
 from backends import get_backend
 from formulations.encodings import Encoding
-from formulations.fixed_weight import (FixedNetwork, FixedWeightModel, build_inversion_model,
-                                       build_output_bound_model)
+from formulations.errors import InputError
+from formulations.fixed_weight import (FixedNetwork, FixedWeightModel, build_bound_tightening_model,
+                                       build_inversion_model, build_output_bound_model)
 
 from .routing import choose_backend
 
@@ -97,16 +99,41 @@ class FixedSolution:
         }
 
 
+def _fork_safe(be):
+    """Reset HiGHS's global thread scheduler at the start of the guarded child.
+
+    A forked child inherits HiGHS's scheduler from the parent; once HiGHS has run in the
+    parent (inline, through cvxpy or Pyomo appsi) the child's HiGHS deadlocks until the guard
+    kills it (measured with highspy 1.16).  ``Highs.resetGlobalScheduler(True)`` in the child
+    avoids it.  (Belongs in ``backends.base._child``; done here per backend instance.)
+    """
+    if "highspy" not in sys.modules:
+        return be
+    inner = be._solve_inline
+
+    def solve_inline(model, time_limit):
+        import highspy
+
+        highspy.Highs.resetGlobalScheduler(True)
+        return inner(model, time_limit)
+
+    be._solve_inline = solve_inline
+    return be
+
+
 def solve_fixed(fm: FixedWeightModel, backend: str = "auto", time_limit: float | None = 60.0,
                 guard: bool = True, build_seconds: float = 0.0, **backend_options: Any) -> FixedSolution:
-    """Solve a built :class:`FixedWeightModel` and certify the answer against a forward pass."""
+    """Solve a built :class:`FixedWeightModel` and certify the answer against a forward pass.
+
+    ``guard`` runs the solver in a forked child killed shortly after ``time_limit``."""
     t0 = time.perf_counter()
     model = fm.model
     route = None
     name = backend
     if backend == "auto":
         name, route = choose_backend(model)
-    raw = get_backend(name, **backend_options).solve(model, time_limit=time_limit, guard=guard)
+    be = get_backend(name, **backend_options)
+    raw = (_fork_safe(be) if guard else be).solve(model, time_limit=time_limit, guard=guard)
     extra = dict(raw.extra)
     if route:
         extra["route"] = route
@@ -136,18 +163,70 @@ def solve_fixed(fm: FixedWeightModel, backend: str = "auto", time_limit: float |
         model_stats=model.stats(), message=raw.message, point=raw.x, extra=extra)
 
 
+#: relative slack added to LP-tightened bounds (solver tolerances must not cut off feasible points)
+OBBT_SLACK = 1e-6
+
+
+def tighten_bounds(net: FixedNetwork, start: str = "crown", backend: str = "highs", time_limit: float | None = 60.0,
+                   encoding: str | Encoding = "bigm", domain: str = "interval", max_nonzeros: int = 2_000_000,
+                   guard: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Optimisation-based bound tightening (OBBT), layer by layer from ``start`` bounds.
+
+    For layers ``2..L`` every unit is maximised and minimised over the relaxation of the network
+    truncated after that layer, using the bounds already tightened for the layers before
+    (:func:`formulations.fixed_weight.build_bound_tightening_model`; with ``bigm``/``interval``
+    one LP per layer, split into chunks of at most ``max_nonzeros`` nonzeros).  Each optimum is
+    loosened by ``OBBT_SLACK * max(1, |v|)`` and intersected with the previous bound, so the
+    result is never looser than ``start``; a chunk that is not solved to optimality in
+    ``time_limit`` keeps its previous bounds.  Returns ``[(L_1, U_1), ..., (L_L, U_L)]`` for the
+    builders' ``bounds=`` argument.
+    """
+    bounds = [(L.copy(), U.copy()) for L, U in net.bounds(start)]
+    be = get_backend(backend)
+    for k in range(2, net.n_layers + 1):
+        n = net.widths[k]
+        per_row = build_bound_tightening_model(net, k, bounds[:k], encoding, domain, units=[0]).model.A.nnz / 2
+        chunk = int(max(1, min(n, max_nonzeros // max(2 * per_row, 1))))
+        for start_unit in range(0, n, chunk):      # one separable model per chunk of units
+            units = np.arange(start_unit, min(n, start_unit + chunk))
+            fm = build_bound_tightening_model(net, k, bounds[:k], encoding, domain, units=units)
+            raw = (_fork_safe(be) if guard else be).solve(fm.model, time_limit=time_limit, guard=guard)
+            if raw.status != "optimal" or raw.x is None:
+                continue
+            z = fm.row_objectives(fm.output_value(raw.x))
+            J = len(units)
+            up, lo = z[:J], z[J:]
+            L, U = bounds[k - 1]
+            U[units] = np.minimum(U[units], up + OBBT_SLACK * np.maximum(1.0, np.abs(up)))
+            L[units] = np.maximum(L[units], lo - OBBT_SLACK * np.maximum(1.0, np.abs(lo)))
+            L[units] = np.minimum(L[units], U[units])
+    return bounds
+
+
+def _resolve(net: FixedNetwork, bounds, backend: str, time_limit):
+    """Bounds for the builders: ``"lp"`` runs :func:`tighten_bounds` (HiGHS), other values pass."""
+    if isinstance(bounds, str) and bounds == "lp":
+        if not isinstance(net, FixedNetwork):
+            raise InputError(f"expected a FixedNetwork, got {type(net).__name__}")
+        return tighten_bounds(net, "crown", "highs", time_limit)
+    return bounds
+
+
 def optimize_output(net: FixedNetwork, output_index: int | Sequence[int] = 0, sense: str = "max",
                     encoding: str | Encoding = "bigm", domain: str = "binary", backend: str = "auto",
                     time_limit: float | None = 60.0, bounds: str = "interval", guard: bool = True,
                     **backend_options: Any) -> FixedSolution:
     """Maximise (or minimise) output ``output_index`` of ``net`` over its input box.
 
-    ``bounds`` is the pre-activation bound method (``interval`` or the tighter ``crown``);
-    a sequence of output indices gives one independent row each.  See
+    ``bounds`` is the pre-activation bound method: ``interval``, the tighter ``crown``, ``lp``
+    (:func:`tighten_bounds`, LP-based, solver time counted in ``build_seconds``) or an explicit
+    list ``[(L_1, U_1), ...]``;
+    ``guard`` runs the solver under a forked wall-clock guard; a sequence of output indices
+    gives one independent row each.  See
     :func:`formulations.fixed_weight.build_output_bound_model` for the mathematics.
     """
     t0 = time.perf_counter()
-    fm = build_output_bound_model(net, output_index, sense, encoding, domain, bounds)
+    fm = build_output_bound_model(net, output_index, sense, encoding, domain, _resolve(net, bounds, backend, time_limit))
     return solve_fixed(fm, backend, time_limit, guard, time.perf_counter() - t0, **backend_options)
 
 
@@ -158,8 +237,9 @@ def invert(net: FixedNetwork, target, norm: str = "l1", encoding: str | Encoding
     ``l2`` or ``linf``); ``target`` ``(n_L,)`` or ``(B, n_L)`` (independent rows).  See
     :func:`formulations.fixed_weight.build_inversion_model`."""
     t0 = time.perf_counter()
-    fm = build_inversion_model(net, target, norm, encoding, domain, bounds)
+    fm = build_inversion_model(net, target, norm, encoding, domain, _resolve(net, bounds, backend, time_limit))
     return solve_fixed(fm, backend, time_limit, guard, time.perf_counter() - t0, **backend_options)
 
 
-__all__ = ["FixedNetwork", "FixedSolution", "OUTPUT_TOL", "invert", "optimize_output", "solve_fixed"]
+__all__ = ["FixedNetwork", "FixedSolution", "OBBT_SLACK", "OUTPUT_TOL", "invert", "optimize_output", "solve_fixed",
+           "tighten_bounds"]

@@ -23,7 +23,7 @@ def load_npz(path: str, names: tuple[str, ...] = ("X", "Y")) -> dict[str, np.nda
             return {n: np.asarray(data[n]) for n in names}
     except InputError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"cannot read {path} as a .npz archive ({type(exc).__name__})") from None
 
 

@@ -40,15 +40,18 @@ import sys
 import time
 import tomllib
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from formulations.errors import InputError, UnknownNameError, UnrectifyError
+from formulations.errors import InputError, SolverUnavailableError, UnknownNameError, UnrectifyError
 
 #: version tag hashed into every task key; change it when a task's meaning changes
 TASK_KIND = "solve-random-instance/1"
 RECORD_FORMAT = "unrectify-sweep/1"
+#: how long to try to reach an existing scheduler
+CONNECT_TIMEOUT = "10s"
 STATUS_ORDER = ("optimal", "time_limit", "infeasible", "local", "error")
 #: grid keys (lists, or one value) and scalar keys of a spec file
 GRID_KEYS = ("seeds", "samples", "widths", "encodings", "domains", "backends", "loss", "weight_bound",
@@ -59,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "loss": ["mse"], "weight_bound": [2.0], "symmetry_breaking": ["all"], "time_limit": 60.0,
 }
 REQUIRED = ("encodings",)
+#: largest task accepted: samples x (sum of all widths) (a typo such as "1,20000000,1" must not
+#: take a worker's memory)
+MAX_TASK_SIZE = 10 ** 7
 
 
 class SweepError(InputError):
@@ -69,7 +75,7 @@ class SweepInterrupted(KeyboardInterrupt):
     """Raised by :func:`run_sweep` on Ctrl-C after the results file is closed; ``.summary``
     holds the :class:`SweepSummary` of what is in the file."""
 
-    def __init__(self, summary: "SweepSummary") -> None:
+    def __init__(self, summary: SweepSummary) -> None:
         super().__init__("sweep interrupted")
         self.summary = summary
 
@@ -136,6 +142,32 @@ class SweepSpec:
         """(encoding, domain) pairs of the grid that the encoding does not have (left out)."""
         from formulations import get_encoding
         return [(e, d) for e in self.encodings for d in self.domains if d not in get_encoding(e).domains]
+
+    def skipped(self) -> list[str]:
+        """Every combination of the grid that :func:`expand` leaves out, with the reason."""
+        out = [f"{e}/{d} (not a form of {e})" for e, d in self.skipped_forms()]
+        if "alm" in self.backends:
+            out += [f"alm for {e}/{d} (alm solves split/interval only)" for e, d in _forms(self)
+                    if not _backend_takes("alm", e, d)]
+        return out
+
+
+def _forms(spec: SweepSpec) -> list[tuple[str, str]]:
+    from formulations import get_encoding
+    return [(e, d) for e in spec.encodings for d in spec.domains if d in get_encoding(e).domains]
+
+
+def _backend_takes(backend: str, encoding: str, domain: str) -> bool:
+    """Structural limits of a backend (the ALM solver: relaxed split form only)."""
+    return backend != "alm" or (encoding, domain) == ("split", "interval")
+
+
+def _alm_installed() -> bool:
+    import importlib.util
+    try:
+        return importlib.util.find_spec("backends.alm") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _where(path: str | None) -> str:
@@ -233,9 +265,9 @@ def spec_from_dict(data: dict, path: str | None = None) -> SweepSpec:
                                      available_encodings(), where))
     kw["domains"] = _unique(_names("domains", _as_list("domains", raw["domains"], where), DOMAINS, where))
     kw["backends"] = _unique(_names("backends", _as_list("backends", raw["backends"], where),
-                                    ["auto", *backend_names()], where))
+                                    ["auto", *backend_names(), *(["alm"] if _alm_installed() else [])], where))
     for b in kw["backends"]:
-        if b != "auto":
+        if b not in ("auto", "alm"):
             get_backend(b).require()   # SolverUnavailableError (one line) if its package is missing
     kw["loss"] = _unique(_names("loss", _as_list("loss", raw["loss"], where), LOSSES, where))
     kw["weight_bound"] = _unique(_positive_float("weight_bound", v, where)
@@ -253,6 +285,10 @@ def spec_from_dict(data: dict, path: str | None = None) -> SweepSpec:
         sym.append(",".join(kinds) or "none")   # canonical, so "all" and "permutation,scaling" agree
     kw["symmetry_breaking"] = _unique(sym)
     kw["time_limit"] = _positive_float("time_limit", raw["time_limit"], where)
+    size = max(kw["samples"]) * max(sum(w) for w in kw["widths"])
+    if size > MAX_TASK_SIZE:
+        raise SweepError(f"sweep tasks too large: samples x sum(widths) = {size:.3g} exceeds {MAX_TASK_SIZE:.0e} "
+                         f"(samples up to {max(kw['samples'])}){where}")
     for k in ("name", "description"):
         if k in data:
             if not isinstance(data[k], str):
@@ -262,9 +298,38 @@ def spec_from_dict(data: dict, path: str | None = None) -> SweepSpec:
         kw["name"] = Path(path).stem
     spec = SweepSpec(path=path, **kw)
     if not expand(spec):
-        pairs = ", ".join(f"{e}/{d}" for e, d in spec.skipped_forms())
-        raise SweepError(f"the sweep grid is empty: no encoding has a requested domain ({pairs}){where}")
+        raise SweepError(f"the sweep grid is empty: left out {', '.join(spec.skipped())}{where}")
+    _check_capabilities(spec, where)
     return spec
+
+
+def _check_capabilities(spec: SweepSpec, where: str) -> None:
+    """Before anything runs: every instance kind passes the problem's validation, and an
+    explicit exact backend handles every model class of the grid (built on a 2-sample instance;
+    the class does not depend on the sample count or the widths, only on the depth)."""
+    from backends import get_backend
+    from formulations import build_training_model, random_instance
+    from formulations import random_instance as instance
+
+    for widths in spec.widths:           # the problem's own validation, once per instance kind
+        for loss in spec.loss:
+            for B in spec.weight_bound:
+                instance(2, widths, 0, loss, B)
+    exact = [b for b in spec.backends if b not in ("auto", "alm")]
+    if not exact:
+        return
+    for widths in spec.widths:
+        for loss in spec.loss:
+            # the model class depends on the depth, not on the widths
+            problem = random_instance(2, tuple(min(w, 2) for w in widths), 0, loss, 1.0)
+            for sym in spec.symmetry_breaking:
+                for e, d in _forms(spec):
+                    model = build_training_model(problem, e, d, sym).model
+                    for b in exact:
+                        reason = get_backend(b).supports(model)
+                        if reason:
+                            raise SweepError(f"sweep key 'backends': {reason} ({e}/{d}, loss {loss}); "
+                                             f"leave it out of this grid{where}")
 
 
 def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
@@ -285,12 +350,11 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
 
 
 def expand(spec: SweepSpec) -> list[Task]:
-    """All tasks of the grid, in a fixed order (instance parameters outermost); an
-    (encoding, domain) pair the encoding does not have is left out (:meth:`SweepSpec.skipped_forms`)."""
-    from formulations import get_encoding
-
+    """All tasks of the grid, in a fixed order (instance parameters outermost); combinations
+    that cannot run are left out (:meth:`SweepSpec.skipped`: an (encoding, domain) pair the
+    encoding does not have; the ALM backend with anything but split/interval)."""
     tasks: list[Task] = []
-    forms = [(e, d) for e in spec.encodings for d in spec.domains if d in get_encoding(e).domains]
+    forms = _forms(spec)
     for widths in spec.widths:
         for samples in spec.samples:
             for loss in spec.loss:
@@ -299,6 +363,8 @@ def expand(spec: SweepSpec) -> list[Task]:
                         for sym in spec.symmetry_breaking:
                             for e, d in forms:
                                 for b in spec.backends:
+                                    if not _backend_takes(b, e, d):
+                                        continue
                                     tasks.append(Task(seed, samples, tuple(widths), e, d, b, loss, float(B), sym,
                                                       float(spec.time_limit)))
     return _unique(tasks)
@@ -365,7 +431,28 @@ def _worker_info() -> dict:
     return {"daemon": bool(mp.current_process().daemon), "host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _prepare_worker(ignore_sigint: bool) -> bool:
+def _solver_backends(tasks: Sequence[Task]) -> list[str]:
+    """The backends the tasks will use (``auto`` resolved on a 2-sample instance; best effort)."""
+    from formulations import build_training_model, random_instance
+
+    from .routing import choose_backend
+
+    names: list[str] = []
+    forms = {(t.widths, t.encoding, t.domain, t.backend, t.loss, t.symmetry_breaking) for t in tasks}
+    for widths, enc, dom, backend, loss, sym in sorted(forms):
+        name = backend
+        if backend == "auto":
+            try:
+                problem = random_instance(2, tuple(min(w, 2) for w in widths), 0, loss, 1.0)
+                name = choose_backend(build_training_model(problem, enc, dom, sym).model)[0]
+            except Exception:
+                continue
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _prepare_worker(ignore_sigint: bool, backends: Sequence[str] = ()) -> bool:
     """Run on every worker (in its main thread) before tasks start.
 
     Imports the solver modules once, so a worker's first task does not count their import in
@@ -374,8 +461,8 @@ def _prepare_worker(ignore_sigint: bool) -> bool:
     cluster; a solve in flight stops, and is never written)."""
     if ignore_sigint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from backends import available_backends, get_backend
-    for name in available_backends():
+    from backends import get_backend
+    for name in backends:
         try:
             get_backend(name).preload()
         except Exception:   # a broken optional solver shows up in its own tasks
@@ -483,7 +570,7 @@ class ResultsFile:
             os.close(self.fd)   # releases the lock
             self.fd = None
 
-    def __enter__(self) -> "ResultsFile":
+    def __enter__(self) -> ResultsFile:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -584,16 +671,19 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {s.splitlines()[0]}" if s else type(exc).__name__
 
 
-def _connect(scheduler: str | None, n_workers: int):
-    """(client, cluster or None)."""
+def _connect(scheduler: str | None, n_workers: int, backends: Sequence[str] = ()):
+    """(client, cluster or None); ``backends`` are preloaded on the workers."""
     import logging
 
-    import dask
-    from dask.distributed import Client, LocalCluster
+    try:
+        import dask
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise SolverUnavailableError("sweeps need Dask: pip install 'dask[distributed]'") from None
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError, ValueError) as exc:
             raise SweepError(f"cannot connect to the Dask scheduler at {scheduler} ({_one_line(exc)})") from None
         try:
@@ -610,7 +700,7 @@ def _connect(scheduler: str | None, n_workers: int):
             print(f"sweep: the scheduler at {scheduler} has no workers yet; tasks wait for workers to join",
                   file=sys.stderr)
         try:
-            client.run(_prepare_worker, False)
+            client.run(_prepare_worker, False, list(backends))
         except Exception:
             pass
         return client, None
@@ -620,7 +710,7 @@ def _connect(scheduler: str | None, n_workers: int):
                                silence_logs=logging.ERROR)
     client = Client(cluster)
     try:
-        client.run(_prepare_worker, True)
+        client.run(_prepare_worker, True, list(backends))
     except Exception:
         pass
     return client, cluster
@@ -665,7 +755,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLi
         try:
             if pending:
                 workers = None if scheduler else min(n_workers or default_workers(), len(pending))
-                client, cluster = _connect(scheduler, workers or 1)
+                client, cluster = _connect(scheduler, workers or 1, _solver_backends(pending))
                 if progress:
                     from tqdm import tqdm
                     bar = tqdm(total=len(tasks), initial=len(done_before), desc="sweep", unit="task",
@@ -726,8 +816,8 @@ def cmd_sweep(args) -> int:
         raise SweepError("--workers applies to the local cluster only; an existing scheduler has its own workers")
     spec = load_sweep_spec(spec_path)
     tasks = expand(spec)
-    skipped = spec.skipped_forms()
-    note = f" (left out {', '.join(f'{e}/{d}' for e, d in skipped)}: not a form of that encoding)" if skipped else ""
+    skipped = spec.skipped()
+    note = f"; left out {', '.join(skipped)}" if skipped else ""
     where = f"scheduler {scheduler}" if scheduler else f"local cluster ({workers or default_workers()} workers max)"
     print(f"sweep {spec.name}: {len(tasks)} tasks{note}; time limit {spec.time_limit:g} s per task; "
           f"results {results}; {where}", flush=True)
@@ -750,7 +840,6 @@ __all__ = ["ResultsFile", "SweepError", "SweepInterrupted", "SweepSpec", "SweepS
 
 def build_parser():
     """Stand-alone parser of ``python -m unrectify.sweep`` (same options as ``unrectify verify --sweep``)."""
-    import argparse
 
     from .cli import _Parser
 

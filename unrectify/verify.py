@@ -140,6 +140,9 @@ def judge(encoding: str, binary: Solution | None, interval: Solution | None, ref
         v.reason = f"relaxed form not solved (status {interval.status})"
         return v
     gap = interval.certificate.relu_gap
+    # a gap explained by the solver's feasibility tolerance (|d z| errors scale with |z|) is no witness
+    zmax = max((float(abs(a["Z"]).max(initial=0.0)) for a in (interval.activations or [])), default=0.0)
+    gap_tol = RELU_TOL + interval.certificate.max_violation * max(zmax, 1.0)
     # the best lower bound on the binary optimum we trust: a certified optimum or a proven bound
     lower = None
     if ref is not None:
@@ -149,10 +152,10 @@ def judge(encoding: str, binary: Solution | None, interval: Solution | None, ref
     if lower is not None and i_obj is not None and i_obj < lower - RTOL * abs(lower) - ATOL:
         v.tight = False
         v.reason = f"relaxed optimum {i_obj:.6g} < binary {'optimum' if ref is not None else 'bound'} {lower:.6g}"
-        if gap > RELU_TOL:
+        if gap > gap_tol:
             v.reason += f"; relaxed solution has x != relu(z) (max gap {gap:.3g})"
         return v
-    if gap > RELU_TOL:
+    if gap > gap_tol:
         v.tight = False
         v.reason = f"relaxed solution has x != relu(z) (max gap {gap:.3g})"
         return v
