@@ -13,6 +13,7 @@ import importlib.util
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -135,6 +136,9 @@ def _die_with_parent() -> None:
 
 def _child(fn, model, time_limit, conn) -> None:
     _die_with_parent()
+    if "highspy" in sys.modules:
+        # HiGHS's thread pool does not survive fork: a solve in the child would hang
+        sys.modules["highspy"].Highs.resetGlobalScheduler(True)
     try:
         conn.send(("ok", fn(model, time_limit)))
     except UnrectifyError as exc:

@@ -40,9 +40,9 @@ per row); they share the bounds.  Builders return a :class:`FixedWeightModel`: t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Sequence
 
 import numpy as np
 
@@ -136,11 +136,11 @@ class FixedNetwork:
     def n_outputs(self) -> int:
         return self.widths[-1]
 
-    def with_box(self, input_lo, input_hi) -> "FixedNetwork":
+    def with_box(self, input_lo, input_hi) -> FixedNetwork:
         """The same weights on another input box."""
         return FixedNetwork(self.weights, input_lo, input_hi)
 
-    def truncated(self, layers: int) -> "FixedNetwork":
+    def truncated(self, layers: int) -> FixedNetwork:
         """The first ``layers`` affine layers (the last one becomes the affine output)."""
         if not 1 <= int(layers) <= self.n_layers:
             raise InputError(f"cannot truncate to {layers} layers; the network has {self.n_layers}")

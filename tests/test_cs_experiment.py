@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cs_problems import CSInputError
-from cs_problems.experiment import RECORD_KEYS, main, run_cs_experiment
+from cs_problems.experiment import RECORD_KEYS, run_cs_experiment
 
 FAST = {"l1": {"max_iter": 100}, "tv": {"max_iter": 50}}
 METHODS = ["pinv", "linear", "l1", "tv", "omp"]
@@ -44,8 +44,6 @@ def test_tiny_run_writes_all_outputs(tmp_path: Path) -> None:
     [
         ({"dataset": "cifar"}, "unknown data set"),
         ({"methods": ["pinv", "magic"]}, "unknown decoder"),
-        ({"methods": ["alm"]}, "not registered yet"),
-        ({"methods": ["prior"]}, "not registered yet"),
         ({"methods": []}, "methods"),
         ({"ratios": [0.1, 0.0]}, "ratio"),
         ({"ratios": [1.5]}, "ratio"),
@@ -65,10 +63,20 @@ def test_bad_input_raises_cs_input_error(tmp_path: Path, kwargs: dict, match: st
     assert not (tmp_path / "results.json").exists()
 
 
-def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--ratios", "0.25", "--methods", "pinv,linear", "--train-samples", "50",
-            "--test-samples", "5", "--out-dir", str(tmp_path), "--no-progress"]
-    assert main(argv) == 0
-    assert "PSNR (dB) / SSIM" in capsys.readouterr().out
-    assert main(["--methods", "alm", "--out-dir", str(tmp_path), "--no-progress"]) == 2
-    assert "not registered yet" in capsys.readouterr().err
+def test_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "o"
+    res = subprocess.run([sys.executable, "-m", "unrectify", "cs", "--ratios", "25", "--methods", "pinv,linear",
+                          "--train-samples", "50", "--test-samples", "5", "--out", str(out), "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "PSNR (dB) / SSIM" in res.stdout
+    assert (out / "results.json").exists() and (out / "results.md").exists()
+    assert (out / "psnr_vs_ratio.png").exists() and list(out.glob("grid_ratio*.png"))
+    for bad in (["--ratios", "150"], ["--methods", "magic"], ["--dataset", "cifar"], ["--ratios", "x"]):
+        r = subprocess.run([sys.executable, "-m", "unrectify", "cs", *bad, "--out", str(tmp_path / "bad"),
+                            "--no-progress"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
+        assert not (tmp_path / "bad" / "results.json").exists()

@@ -14,7 +14,11 @@ from formulations import (BUILTIN, DOMAINS, Encoding, InputError, LicenseLimitEr
                           UnrectifyError, available_encodings, build_training_model, get_encoding,
                           random_instance, register_encoding)
 
+from formulations.fixed_weight import (FixedNetwork, build_bound_tightening_model, build_inversion_model,
+                                       build_output_bound_model)
+
 from .api import formulate, solve
+from .fixed import FixedSolution, invert, optimize_output, tighten_bounds
 from .solution import Certificate, Solution, certify
 from .verify import VerifyReport, Verdict, verify
 
@@ -25,5 +29,6 @@ __all__ = [
     "ModelClassError", "Solution", "SolverUnavailableError", "TrainingProblem", "UnknownNameError",
     "UnrectifyError", "Verdict", "VerifyReport", "available_backends", "available_encodings", "backend_names",
     "build_training_model", "certify", "formulate", "get_backend", "get_encoding", "random_instance",
-    "register_encoding", "solve", "verify",
+    "register_encoding", "solve", "verify", "FixedNetwork", "FixedSolution", "build_bound_tightening_model",
+    "build_inversion_model", "build_output_bound_model", "invert", "optimize_output", "tighten_bounds",
 ]

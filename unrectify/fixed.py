@@ -21,18 +21,23 @@ Example::
 
 from __future__ import annotations
 
-import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from backends import get_backend
 from formulations.encodings import Encoding
 from formulations.errors import InputError
-from formulations.fixed_weight import (FixedNetwork, FixedWeightModel, build_bound_tightening_model,
-                                       build_inversion_model, build_output_bound_model)
+from formulations.fixed_weight import (
+    FixedNetwork,
+    FixedWeightModel,
+    build_bound_tightening_model,
+    build_inversion_model,
+    build_output_bound_model,
+)
 
 from .routing import choose_backend
 
@@ -99,28 +104,6 @@ class FixedSolution:
         }
 
 
-def _fork_safe(be):
-    """Reset HiGHS's global thread scheduler at the start of the guarded child.
-
-    A forked child inherits HiGHS's scheduler from the parent; once HiGHS has run in the
-    parent (inline, through cvxpy or Pyomo appsi) the child's HiGHS deadlocks until the guard
-    kills it (measured with highspy 1.16).  ``Highs.resetGlobalScheduler(True)`` in the child
-    avoids it.  (Belongs in ``backends.base._child``; done here per backend instance.)
-    """
-    if "highspy" not in sys.modules:
-        return be
-    inner = be._solve_inline
-
-    def solve_inline(model, time_limit):
-        import highspy
-
-        highspy.Highs.resetGlobalScheduler(True)
-        return inner(model, time_limit)
-
-    be._solve_inline = solve_inline
-    return be
-
-
 def solve_fixed(fm: FixedWeightModel, backend: str = "auto", time_limit: float | None = 60.0,
                 guard: bool = True, build_seconds: float = 0.0, **backend_options: Any) -> FixedSolution:
     """Solve a built :class:`FixedWeightModel` and certify the answer against a forward pass.
@@ -133,7 +116,7 @@ def solve_fixed(fm: FixedWeightModel, backend: str = "auto", time_limit: float |
     if backend == "auto":
         name, route = choose_backend(model)
     be = get_backend(name, **backend_options)
-    raw = (_fork_safe(be) if guard else be).solve(model, time_limit=time_limit, guard=guard)
+    raw = be.solve(model, time_limit=time_limit, guard=guard)
     extra = dict(raw.extra)
     if route:
         extra["route"] = route
@@ -190,7 +173,7 @@ def tighten_bounds(net: FixedNetwork, start: str = "crown", backend: str = "high
         for start_unit in range(0, n, chunk):      # one separable model per chunk of units
             units = np.arange(start_unit, min(n, start_unit + chunk))
             fm = build_bound_tightening_model(net, k, bounds[:k], encoding, domain, units=units)
-            raw = (_fork_safe(be) if guard else be).solve(fm.model, time_limit=time_limit, guard=guard)
+            raw = be.solve(fm.model, time_limit=time_limit, guard=guard)
             if raw.status != "optimal" or raw.x is None:
                 continue
             z = fm.row_objectives(fm.output_value(raw.x))
@@ -241,5 +224,13 @@ def invert(net: FixedNetwork, target, norm: str = "l1", encoding: str | Encoding
     return solve_fixed(fm, backend, time_limit, guard, time.perf_counter() - t0, **backend_options)
 
 
-__all__ = ["FixedNetwork", "FixedSolution", "OBBT_SLACK", "OUTPUT_TOL", "invert", "optimize_output", "solve_fixed",
-           "tighten_bounds"]
+__all__ = [
+    "OBBT_SLACK",
+    "OUTPUT_TOL",
+    "FixedNetwork",
+    "FixedSolution",
+    "invert",
+    "optimize_output",
+    "solve_fixed",
+    "tighten_bounds",
+]

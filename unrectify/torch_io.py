@@ -12,7 +12,8 @@ Weights are copied to float64 numpy arrays (exact for float32 models).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
