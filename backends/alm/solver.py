@@ -1,0 +1,258 @@
+"""``solve_alm``: input checks, restarts (random / pattern-diverse / hops) and the result."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from formulations.errors import InputError
+from formulations.problem import TrainingProblem
+
+from .init import (
+    first_layer_pattern,
+    hop,
+    kink_start,
+    orientation_signs,
+    pick_diverse,
+    stratified_quantiles,
+)
+from .options import ALMOptions
+from .outer import STOP_STATUS, RunOutcome, outer_loop
+from .patterns import pattern_search
+from .polish import kkt_state, refine
+from .result import ALMResult, RestartRecord
+from .state import Metrics, evaluate, make_context, multipliers, state_from_forward
+from .threads import blas_threads
+
+Weights = list[tuple[np.ndarray, np.ndarray]]
+
+
+def solve_alm(
+    problem: TrainingProblem,
+    *,
+    restarts: int = 1,
+    seed: int = 0,
+    max_outer: int = 60,
+    max_inner: int = 100,
+    tol: float = 1e-6,
+    time_limit: float | None = None,
+    dtype: str = "float64",
+    init: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    progress: bool = False,
+    callback: Callable[[dict], Any] | None = None,
+    threads: int | None = None,
+    **options: Any,
+) -> ALMResult:
+    """Train ``problem`` by the augmented Lagrangian method on the relaxed split form.
+
+    Each restart starts from the feasible forward-pass iterate of its start weights (D in {0, 1},
+    zero multipliers) and runs the outer loop of :mod:`backends.alm.outer`.  The best restart by
+    ReLU forward-pass loss of its weights is returned (every restart's loss is in
+    ``restart_losses``).  ``restarts`` total ALM runs; the first starts from ``init`` when given
+    (weights outside the box are clipped into it), the others as ``strategy`` says (default
+    ``"hop"``: pattern-diverse kink starts for the first half, then perturbations of the
+    incumbent; see :class:`ALMOptions`).  ``seed`` makes every start reproducible.
+    ``time_limit`` (seconds) bounds the whole call; ``tol`` is the feasibility tolerance on
+    ``||C||_inf`` (``stat_tol``, default 1e-6, the stationarity one).  ``dtype`` ``"float32"``
+    halves memory and doubles GEMM speed (weights and the small Gram solves stay float64).
+    ``callback(record)`` is called after every outer iteration with the history record; True
+    stops.  ``progress`` shows a tqdm bar.  ``threads`` limits BLAS threads for the call (None:
+    the process setting; small factorisations are always single-threaded, see ``threads.py``).
+    Other keyword arguments are :class:`ALMOptions`.
+    """
+    if not isinstance(problem, TrainingProblem):
+        raise InputError(f"solve_alm needs a TrainingProblem, got {type(problem).__name__}")
+    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
+        raise InputError(f"restarts must be a positive integer, got {restarts!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit)
+                                       and time_limit > 0):
+        raise InputError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise InputError(f"threads must be a positive integer or None, got {threads!r}")
+    if callback is not None and not callable(callback):
+        raise InputError("callback must be callable (it receives the history record of each outer iteration)")
+    opts = ALMOptions.from_kwargs(max_outer=max_outer, max_inner=max_inner, tol=tol, dtype=dtype, **options)
+    message = ""
+    warm: Weights | None = None
+    if init is not None:
+        warm, clipped = _check_init(problem, init)
+        if clipped:
+            message = "warm-start weights outside the box were clipped into it"
+
+    with blas_threads(threads):
+        return _solve(problem, opts, restarts, seed, time_limit, warm, message, progress, callback)
+
+
+def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int, time_limit: float | None,
+           warm: Weights | None, message: str, progress: bool, callback: Callable[[dict], Any] | None) -> ALMResult:
+    t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + float(time_limit)
+    ctx = make_context(problem, opts.dtype, opts.box_newton_dim, opts.box_iters)
+    rng = np.random.default_rng(int(seed))
+    hidden_widths = problem.widths[1:-1]
+    perms = [np.array([rng.permutation(restarts) for _ in range(n)]) for n in hidden_widths]
+    offset = int(rng.integers(problem.widths[1] + 1))
+    n_explore = max(1, math.ceil(opts.explore * restarts))
+    history: list[dict] = []
+    records: list[RestartRecord] = []
+    seen: list[np.ndarray] = []
+    best: tuple[float, int, Any, Any] | None = None  # (forward loss, restart, state, outcome)
+    stop_all = None
+
+    from tqdm.auto import tqdm
+
+    for r in range(int(restarts)):
+        if deadline is not None and time.perf_counter() >= deadline and records:
+            stop_all = "time_limit"
+            break
+        rr = np.random.default_rng([int(seed), r])
+        kind, w0 = _start(problem, opts, r, restarts, warm, rr, perms, offset, n_explore, seen,
+                          None if best is None else best[2].weights)
+        if restarts > 1:  # patterns only steer later restarts
+            seen.append(first_layer_pattern(problem, w0))
+        st = state_from_forward(ctx, w0, opts.mu0)
+        bar = tqdm(total=opts.max_outer, desc=f"alm {r + 1}/{restarts}", disable=not progress, leave=False)
+        tr = time.perf_counter()
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = outer_loop(ctx, st, problem, opts, deadline=deadline, t0=t0, history=history,
+                                 restart=r, callback=callback, bar=bar)
+        except (np.linalg.LinAlgError, FloatingPointError):
+            # a singular or non-finite block system: this restart ends with status "error"
+            nan = float("nan")
+            out = RunOutcome("nonfinite", Metrics(al=nan, objective=nan, viol=nan, pgrad=nan),
+                             outer=sum(1 for h in history if h["restart"] == r), sweeps=0)
+        bar.close()
+        alm_fl = problem.forward_loss(st.weights)
+        if opts.polish and out.stop_reason not in ("nonfinite", "callback", "converged", "time_limit"):
+            st, out, moves = _polish(ctx, problem, opts, st, out, history, r, t0, deadline)
+        else:
+            moves = 0
+        fl = problem.forward_loss(st.weights)
+        if not math.isfinite(fl):
+            fl = math.inf
+        m = out.metrics
+        records.append(RestartRecord(restart=r, start=kind, forward_loss=fl, objective=m.objective,
+                                     max_violation=m.viol, stationarity=m.pgrad,
+                                     converged=out.stop_reason == "converged", stop_reason=out.stop_reason,
+                                     outer=out.outer, sweeps=out.sweeps, seconds=time.perf_counter() - tr,
+                                     alm_forward_loss=alm_fl, pattern_moves=moves))
+        if restarts > 1:
+            seen.append(first_layer_pattern(problem, st.weights))
+        if best is None or fl < best[0]:
+            best = (fl, r, st, out)
+        if out.stop_reason == "callback":
+            stop_all = "callback"
+            break
+    assert best is not None
+    fl, r_best, st, out = best
+    reason = out.stop_reason
+    status = STOP_STATUS[reason]
+    if stop_all == "time_limit" and len(records) < restarts and not message:
+        message = f"time limit reached after {len(records)} of {restarts} restarts"
+    # hand the iterate's own arrays out (no copies for float64: memory stays O(state)); the
+    # scaled multipliers become Lam = U / mu in place
+    hidden = [{"Z": h.Z.astype(np.float64, copy=False), "X": h.X.astype(np.float64, copy=False),
+               "D": h.D.astype(np.float64, copy=False)} for h in st.hidden]
+    lams = []
+    for l in range(len(st.weights)):
+        layer = []
+        for U in multipliers(st, l):
+            U *= 1.0 / st.mu
+            layer.append(U.astype(np.float64, copy=False))
+        lams.append(layer)
+    return ALMResult(
+        status=status, stop_reason=reason, converged=reason == "converged",
+        weights=[(W.copy(), b.copy()) for W, b in st.weights], forward_loss=fl,
+        objective=out.metrics.objective, max_violation=out.metrics.viol, stationarity=out.metrics.pgrad,
+        hidden=hidden, output=st.ZL.astype(np.float64, copy=False), history=history,
+        restart_losses=[rec.forward_loss for rec in records], restarts=records, best_restart=r_best,
+        seconds=time.perf_counter() - t0, mu=st.mu, multipliers=lams, options=opts.to_dict(), message=message,
+    )
+
+
+def _polish(ctx, problem: TrainingProblem, opts: ALMOptions, st, out, history: list[dict], r: int, t0: float,
+            deadline: float | None):
+    """Refine the weights of a finished ALM phase on their pattern, search neighbouring patterns
+    (small networks), and switch to the KKT forward-pass iterate (:mod:`backends.alm.polish`)
+    unless that is worse and not converged; the reason becomes ``converged`` or ``polish_iters``."""
+    # entries held at z = 0: those within polish_deg * violation of 0 (capped, for an ALM phase
+    # that ended before reaching polish_at, so that a rough iterate does not pin many kinks)
+    deg_tol = opts.polish_deg * min(max(out.metrics.viol, 1e-12), opts.polish_at)
+    kw = {"max_iter": opts.polish_iters, "max_weights": opts.polish_max_weights, "ftol": 1e-15, "deadline": deadline}
+    ref = refine(problem, st.weights, deg_tol=deg_tol, **kw)
+    moves = 0
+    n_weights = sum(W.size + b.size for W, b in st.weights)
+    if opts.pattern_moves > 0 and n_weights <= opts.polish_max_weights:
+        w2, moves = pattern_search(problem, ref.weights, max_moves=opts.pattern_moves, deadline=deadline)
+        if moves:
+            # a pattern program's solution has its active sign constraints at z = 0 exactly
+            ref = refine(problem, w2, deg_tol=opts.polish_deg * opts.tol, **kw)
+    new = kkt_state(ctx, ref, st.mu)
+    m = evaluate(ctx, new)
+    ok = m.viol <= opts.tol and m.pgrad <= opts.stat_tol
+    history.append({
+        "restart": r, "outer": out.outer, "phase": "polish", "loss": m.objective,
+        "forward_loss": problem.forward_loss(ref.weights), "viol": m.viol, "pgrad": m.pgrad, "mu": new.mu,
+        "eta": float("nan"), "omega": float("nan"), "al": m.al, "sweeps": 0, "polish_iters": ref.iterations,
+        "degenerate": int(sum(ii.size for ii, _ in ref.S)), "pattern_moves": moves,
+        "seconds": time.perf_counter() - t0,
+    })
+    if not ok and problem.forward_loss(ref.weights) > problem.forward_loss(st.weights):
+        return st, RunOutcome("polish_iters", out.metrics, out.outer, out.sweeps), moves
+    reason = "converged" if ok else "polish_iters"
+    return new, RunOutcome(stop_reason=reason, metrics=m, outer=out.outer, sweeps=out.sweeps), moves
+
+
+def _start(problem: TrainingProblem, opts: ALMOptions, r: int, restarts: int, warm: Weights | None,
+           rng: np.random.Generator, perms: list[np.ndarray], offset: int, n_explore: int,
+           seen: list[np.ndarray], incumbent: Weights | None) -> tuple[str, Weights]:
+    """Start weights of restart ``r`` and their kind."""
+    if r == 0 and warm is not None:
+        return "init", warm
+    if opts.strategy == "random":
+        return "random", kink_start(problem, rng)
+    if opts.strategy == "hop" and r >= n_explore and incumbent is not None:
+        return "hop", hop(problem, incumbent, rng)
+    signs = orientation_signs(problem.widths[1], r, restarts, offset, rng)
+    cands = [kink_start(problem, rng, stratified_quantiles(problem.widths, r, restarts, rng, perms), signs)]
+    cands += [kink_start(problem, rng, None, signs) for _ in range(opts.candidates - 1)] if seen else []
+    return "diverse", pick_diverse(problem, cands, seen)
+
+
+def _check_init(problem: TrainingProblem, init: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[Weights, bool]:
+    """Validated float64 copies of warm-start weights (frozen layers taken from the problem)."""
+    try:
+        layers = list(init)
+    except TypeError:
+        raise InputError("init must be a list of (W, b) pairs, one per layer") from None
+    if len(layers) != problem.n_layers:
+        raise InputError(f"init has {len(layers)} layers but the network has {problem.n_layers}")
+    out: Weights = []
+    clipped = False
+    B = problem.weight_bound
+    for l, pair in enumerate(layers, start=1):
+        try:
+            W, b = pair
+            W = np.array(W, dtype=np.float64)
+            b = np.array(b, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise InputError(f"init layer {l} must be a numeric (W, b) pair") from None
+        shape = (problem.widths[l], problem.widths[l - 1])
+        if W.shape != shape or b.shape != (problem.widths[l],):
+            raise InputError(f"init layer {l} needs W {shape} and b {(problem.widths[l],)}, got {W.shape} and {b.shape}")
+        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+            raise InputError(f"init layer {l} has NaN or infinite weights")
+        if l in problem.frozen:
+            W, b = (np.array(a, dtype=np.float64) for a in problem.frozen[l])
+        elif B is not None and max(np.abs(W).max(initial=0.0), np.abs(b).max(initial=0.0)) > B:
+            W, b = np.clip(W, -B, B), np.clip(b, -B, B)
+            clipped = True
+        out.append((W, b))
+    return out, clipped

@@ -1,0 +1,281 @@
+"""Augmented Lagrangian solver (backends.alm): block descent, convergence, restarts, inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
+
+from backends.alm import ALMResult, solve_alm
+from backends.alm.blocks import (
+    update_hidden_x,
+    update_hidden_zdpq,
+    update_output,
+    update_weights,
+)
+from backends.alm.boxls import box_qp
+from backends.alm.state import (
+    affine,
+    augmented_lagrangian,
+    evaluate,
+    layer_input,
+    make_context,
+    state_from_forward,
+)
+from formulations.errors import InputError
+from formulations.problem import TrainingProblem, random_instance
+from unrectify.solution import certify_split_iterate
+
+FAST = {"max_outer": 20, "max_inner": 50}
+
+
+# ---------------------------------------------------------------- block descent (property)
+def _random_state(data):
+    n_hidden = data.draw(hst.integers(1, 2), label="hidden layers")
+    widths = [data.draw(hst.integers(1, 3), label="n0")]
+    widths += [data.draw(hst.integers(1, 3), label=f"n{k}") for k in range(1, n_hidden + 1)]
+    widths.append(data.draw(hst.integers(1, 2), label="nL"))
+    N = data.draw(hst.integers(2, 7), label="N")
+    loss = data.draw(hst.sampled_from(["mse", "mae"]), label="loss")
+    B = data.draw(hst.sampled_from([None, 0.7, 2.0]), label="B")
+    seed = data.draw(hst.integers(0, 2**31 - 1), label="seed")
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, size=(N, widths[0]))
+    Y = rng.normal(size=(N, widths[-1]))
+    p = TrainingProblem(X, Y, widths, loss=loss, weight_bound=B)
+    lim = 1.0 if B is None else B
+    weights = [(rng.uniform(-lim, lim, size=(widths[l], widths[l - 1])), rng.uniform(-lim, lim, size=widths[l]))
+               for l in range(1, len(widths))]
+    mu = float(10 ** rng.uniform(-3, 1))
+    ctx = make_context(p)
+    st = state_from_forward(ctx, weights, mu)
+    # move every variable away from the forward pass, inside its bounds, with random multipliers
+    for h in st.hidden:
+        h.Z += rng.normal(size=h.Z.shape)
+        h.X += rng.normal(size=h.X.shape)
+        h.D[...] = rng.uniform(size=h.D.shape)
+        h.P[...] = np.abs(rng.normal(size=h.P.shape))
+        h.Q[...] = np.abs(rng.normal(size=h.Q.shape))
+        for U in (h.U1, h.U2, h.U3, h.U4):
+            U[...] = mu * rng.normal(size=U.shape)
+    st.ZL += rng.normal(size=st.ZL.shape)
+    st.U1L[...] = mu * rng.normal(size=st.U1L.shape)
+    return ctx, st
+
+
+def _blocks(ctx, st):
+    """(name, update) for every block of one sweep, in sweep order."""
+    L = len(st.weights)
+    out = []
+    for l in range(L):
+        out.append((f"W{l}", lambda l=l: update_weights(ctx, st, l)))
+        A = lambda l=l: affine(layer_input(ctx, st, l), *st.weights[l], ctx.dtype)
+        if l < L - 1:
+            out.append((f"ZDPQ{l}", lambda l=l, A=A: update_hidden_zdpq(ctx, st, l, A())))
+            out.append((f"X{l}", lambda l=l: update_hidden_x(ctx, st, l)))
+        else:
+            out.append(("ZL", lambda A=A: update_output(ctx, st, A())))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hst.data())
+def test_every_block_update_does_not_increase_the_augmented_lagrangian(data):
+    ctx, st = _random_state(data)
+    for _ in range(2):
+        for name, upd in _blocks(ctx, st):
+            before = augmented_lagrangian(ctx, st)
+            upd()
+            after = augmented_lagrangian(ctx, st)
+            assert after <= before + 1e-9 * max(1.0, abs(before)), (name, before, after)
+    # bounds of the block variables hold after the updates
+    for h in st.hidden:
+        assert h.D.min() >= 0 and h.D.max() <= 1 and h.P.min() >= 0 and h.Q.min() >= 0
+    if ctx.bound is not None:
+        assert max(max(np.abs(W).max(), np.abs(b).max()) for W, b in st.weights) <= ctx.bound
+
+
+def test_box_qp_matches_bounded_least_squares():
+    from scipy.optimize import lsq_linear
+
+    rng = np.random.default_rng(3)
+    for d, kw in ((3, {}), (6, {}), (9, {"newton_dim": 4})):  # faces, projected Newton, projected gradient
+        A = rng.normal(size=(30, d))
+        G = A.T @ A
+        H = rng.normal(size=(d, 4)) * 20
+        T = box_qp(G, H, 0.5, np.zeros((d, 4)), iters=5000, **kw)
+        Lc = np.linalg.cholesky(G)
+        for j in range(4):
+            ref = lsq_linear(Lc.T, np.linalg.solve(Lc, H[:, j]), bounds=(-0.5, 0.5), method="bvls", tol=1e-14).x
+            def q(t, G=G, h=H[:, j]):
+                return 0.5 * t @ G @ t - h @ t
+
+            assert q(T[:, j]) <= q(ref) + 1e-8 * abs(q(ref))
+        assert np.abs(T).max() <= 0.5
+
+
+# ---------------------------------------------------------------- convergence and certificates
+def test_tiny_instance_converges_to_a_certified_kkt_point():
+    p = random_instance(5, (1, 2, 1), seed=2, weight_bound=2.0)
+    res = solve_alm(p, restarts=1, seed=0)
+    assert isinstance(res, ALMResult)
+    assert res.status == "local" and res.stop_reason == "converged" and res.converged
+    assert res.max_violation <= 1e-6 and res.stationarity <= 1e-6
+    cert = certify_split_iterate(p, res.weights, res.hidden, res.output)
+    assert cert.max_violation <= 1e-6 and cert.loss_agrees
+    assert abs(res.forward_loss - res.objective) <= 1e-6 * max(1.0, res.forward_loss)
+    assert res.forward_loss == pytest.approx(p.forward_loss(res.weights), rel=1e-12)
+    keys = {"restart", "outer", "loss", "forward_loss", "viol", "pgrad", "mu", "seconds"}
+    assert res.history and keys <= set(res.history[0])
+
+
+def test_pure_alm_without_polish_reaches_feasibility():
+    p = random_instance(5, (1, 2, 1), seed=2, weight_bound=2.0)
+    res = solve_alm(p, restarts=1, seed=0, polish=False, max_outer=60, max_inner=300, stat_tol=1e-4)
+    # the ALM iterate itself (no refinement): small violation and a matching forward loss
+    assert res.max_violation <= 1e-4
+    cert = res.certificate(p)
+    assert abs(cert.forward_loss - cert.objective_recomputed) <= 1e-3 * max(cert.forward_loss, 1e-3)
+    assert res.restarts[0].forward_loss == res.forward_loss
+
+
+def test_restarts_and_seeds_are_reproducible():
+    p = random_instance(6, (1, 2, 1), seed=4, weight_bound=2.0)
+    a = solve_alm(p, restarts=3, seed=7, **FAST)
+    b = solve_alm(p, restarts=3, seed=7, **FAST)
+    assert a.restart_losses == b.restart_losses
+    for (Wa, ba), (Wb, bb) in zip(a.weights, b.weights):
+        assert np.array_equal(Wa, Wb) and np.array_equal(ba, bb)
+    assert a.forward_loss == min(a.restart_losses)
+    assert a.restarts[0].start == "diverse"
+    c = solve_alm(p, restarts=3, seed=8, **FAST)
+    assert c.restart_losses != a.restart_losses
+
+
+def test_warm_start_from_a_solution_stays_there():
+    p = random_instance(6, (1, 2, 1), seed=1, weight_bound=2.0)
+    a = solve_alm(p, restarts=1, seed=0, **FAST)
+    b = solve_alm(p, restarts=1, init=a.weights, **FAST)
+    assert b.restarts[0].start == "init"
+    assert b.forward_loss <= a.forward_loss * (1 + 1e-6) + 1e-12
+
+
+# ---------------------------------------------------------------- variants (smoke)
+def test_mae_loss():
+    p = random_instance(6, (1, 2, 1), seed=3, loss="mae", weight_bound=2.0)
+    res = solve_alm(p, restarts=2, seed=0, **FAST)
+    assert math.isfinite(res.forward_loss) and res.status in ("local", "time_limit")
+    assert res.forward_loss <= p.forward_loss(res.weights) + 1e-12
+    assert res.max_violation < 1e-2
+
+
+def test_float32_and_no_box():
+    p = random_instance(30, (2, 4, 1), seed=0, weight_bound=None)
+    res = solve_alm(p, restarts=1, seed=0, dtype="float32", pattern_moves=0, **FAST)
+    assert res.hidden[0]["Z"].dtype == np.float64  # returned iterate is float64
+    assert math.isfinite(res.forward_loss) and res.max_violation < 1e-2
+    ref = solve_alm(p, restarts=1, seed=0, pattern_moves=0, **FAST)
+    assert res.forward_loss <= 1.5 * ref.forward_loss + 1e-3
+
+
+def test_two_hidden_layers_and_certificate():
+    p = random_instance(12, (1, 3, 2, 1), seed=0, weight_bound=2.0)
+    res = solve_alm(p, restarts=2, seed=0, **FAST)
+    assert len(res.hidden) == 2 and res.hidden[1]["Z"].shape == (12, 2)
+    cert = res.certificate(p)
+    assert cert.max_violation == pytest.approx(res.max_violation, abs=1e-9)
+    assert res.forward_loss <= p.forward_loss(res.weights) + 1e-12
+
+
+def test_frozen_layer_is_kept():
+    base = random_instance(8, (1, 2, 1), seed=0, weight_bound=2.0)
+    W1, b1 = np.array([[1.0], [-1.0]]), np.array([0.2, 0.1])
+    p = TrainingProblem(base.X, base.Y, (1, 2, 1), weight_bound=2.0, frozen={1: (W1, b1)})
+    res = solve_alm(p, restarts=2, seed=0, **FAST)
+    assert np.array_equal(res.weights[0][0], W1) and np.array_equal(res.weights[0][1], b1)
+
+
+# ---------------------------------------------------------------- observability and limits
+def test_callback_stops_and_time_limit():
+    p = random_instance(6, (1, 2, 1), seed=0, weight_bound=2.0)
+    seen = []
+    res = solve_alm(p, restarts=3, callback=lambda info: seen.append(info) or len(seen) >= 2)
+    assert res.stop_reason == "callback" and len(seen) == 2 and len(res.restarts) == 1
+    assert {"loss", "viol", "pgrad", "mu", "seconds"} <= set(seen[0])
+    res = solve_alm(p, restarts=50, time_limit=0.5, polish=False)
+    assert res.seconds < 5 and len(res.restarts) < 50
+
+
+def test_progress_bar_runs(capsys):
+    p = random_instance(5, (1, 2, 1), seed=0, weight_bound=2.0)
+    res = solve_alm(p, progress=True, max_outer=3, max_inner=20)
+    assert len(res.history) >= 1
+
+
+def test_evaluate_reports_zero_violation_at_the_forward_pass():
+    p = random_instance(7, (2, 3, 2, 1), seed=1, weight_bound=None)
+    rng = np.random.default_rng(0)
+    w = [(rng.normal(size=(p.widths[l], p.widths[l - 1])), rng.normal(size=p.widths[l])) for l in range(1, 4)]
+    ctx = make_context(p)
+    m = evaluate(ctx, state_from_forward(ctx, w, 1.0))
+    assert m.viol <= 1e-12 and m.objective == pytest.approx(p.forward_loss(w), rel=1e-12)
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("kwargs, match", [
+    ({"init": [(np.full((2, 1), np.nan), np.zeros(2)), (np.zeros((1, 2)), np.zeros(1))]}, "NaN"),
+    ({"init": [(np.zeros((3, 1)), np.zeros(3)), (np.zeros((1, 3)), np.zeros(1))]}, "layer 1 needs"),
+    ({"init": [(np.zeros((2, 1)), np.zeros(2))]}, "layers"),
+    ({"restarts": 0}, "restarts"),
+    ({"time_limit": -1.0}, "time_limit"),
+    ({"dtype": "float16"}, "dtype"),
+    ({"mu0": 0.0}, "mu0"),
+    ({"nonsense": 1}, "unknown ALM option"),
+    ({"strategy": "magic"}, "strategy"),
+])
+def test_bad_input_raises_one_line_value_error(kwargs, match):
+    p = random_instance(5, (1, 2, 1), seed=0, weight_bound=2.0)
+    with pytest.raises(InputError, match=match) as info:
+        solve_alm(p, **kwargs)
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+
+
+def test_not_a_problem_raises():
+    with pytest.raises(InputError):
+        solve_alm("not a problem")  # type: ignore[arg-type]
+
+
+def test_warm_start_outside_the_box_is_clipped_and_reported():
+    p = random_instance(5, (1, 2, 1), seed=0, weight_bound=1.0)
+    w = [(np.full((2, 1), 3.0), np.zeros(2)), (np.ones((1, 2)), np.zeros(1))]
+    res = solve_alm(p, init=w, **FAST)
+    assert "clipped" in res.message
+    assert max(np.abs(W).max() for W, _ in res.weights) <= 1.0
+
+
+# ---------------------------------------------------------------- pattern search and polish
+def test_pattern_search_never_increases_the_forward_loss():
+    from backends.alm.init import kink_start
+    from backends.alm.patterns import candidate_flips, pattern_search
+    from backends.alm.polish import forward_all
+
+    p = random_instance(6, (1, 2, 1), seed=3, weight_bound=2.0)
+    w0 = kink_start(p, np.random.default_rng(0))
+    w, _ = pattern_search(p, w0, max_moves=3)
+    assert p.forward_loss(w) <= p.forward_loss(w0)
+    assert max(max(np.abs(W).max(), np.abs(b).max()) for W, b in w) <= 2.0
+    _, zs = forward_all(w0, p.X)
+    flips = candidate_flips(zs)
+    assert len(flips) == 4 and all(f[3] >= 0 for f in flips)  # one per side of each of 2 kinks
+
+
+def test_polished_point_with_a_kink_on_a_data_point_is_certified():
+    # seed 7 ends with a kink exactly on a sample (a degenerate entry held at z = 0)
+    p = random_instance(6, (1, 2, 1), seed=7, weight_bound=2.0)
+    res = solve_alm(p, restarts=3, seed=5)
+    assert res.status == "local"
+    cert = res.certificate(p)
+    assert cert.max_violation <= 1e-6 and cert.loss_agrees and res.stationarity <= 1e-6
