@@ -256,7 +256,7 @@ def test_unreachable_scheduler_is_a_one_line_error(tmp_path, monkeypatch):
 
 
 def test_module_main_bad_input_exit_2(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "unrectify.sweep", str(tmp_path / "nope.toml")],
+    res = subprocess.run([sys.executable, "-m", "unrectify", "verify", "--sweep", str(tmp_path / "nope.toml")],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert [l for l in res.stderr.splitlines() if l.strip()] == [f"unrectify: error: sweep spec not found: "
@@ -373,7 +373,7 @@ def grace(limit):
 # ---------------------------------------------------------------------------------------------
 def start_sweep(spec_path: str, results: Path, workers: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "unrectify.sweep", spec_path, "--results", str(results), "--workers", str(workers),
+        [sys.executable, "-m", "unrectify", "verify", "--sweep", spec_path, "--results", str(results), "--workers", str(workers),
          "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)   # its own process group: SIGINT to the group is a terminal Ctrl-C
 

@@ -836,36 +836,3 @@ def cmd_sweep(args) -> int:
 __all__ = ["ResultsFile", "SweepError", "SweepInterrupted", "SweepSpec", "SweepSummary", "Task", "cmd_sweep",
            "default_results_path", "expand", "load_results", "load_sweep_spec", "run_sweep", "run_task",
            "spec_from_dict", "summarize"]
-
-
-def build_parser():
-    """Stand-alone parser of ``python -m unrectify.sweep`` (same options as ``unrectify verify --sweep``)."""
-
-    from .cli import _Parser
-
-    p = _Parser(prog="python -m unrectify.sweep", description="Run a sweep grid of solves on Dask (docs/sweeps.md).")
-    p.add_argument("sweep", metavar="SPEC.toml", help="the sweep grid")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
-                   "(default: start a local cluster)")
-    p.add_argument("--results", metavar="PATH", help="JSON-lines results file, appended to and resumed from "
-                   "(default: <spec name>.results.jsonl in the current directory)")
-    p.add_argument("--workers", type=int, metavar="N", help="local cluster size (default: number of CPUs)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return cmd_sweep(args)
-    except (UnrectifyError, ValueError, ImportError, OSError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        sys.stderr.write(f"unrectify: error: {msg}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("unrectify: interrupted\n")
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
