@@ -279,3 +279,43 @@ def test_polished_point_with_a_kink_on_a_data_point_is_certified():
     assert res.status == "local"
     cert = res.certificate(p)
     assert cert.max_violation <= 1e-6 and cert.loss_agrees and res.stationarity <= 1e-6
+
+
+def test_stationarity_matches_a_finite_difference_gradient():
+    # evaluate's stationarity = sup norm over all variables of the projected step
+    # |v - P(v - g)| (P: projection on the bounds of v; identity for free variables), with
+    # weight gradients divided by N; here g comes from central differences of L
+    rng = np.random.default_rng(0)
+    p = TrainingProblem(rng.uniform(-1, 1, (5, 2)), rng.normal(size=(5, 1)), (2, 3, 2, 1), weight_bound=None)
+    w = [(rng.normal(size=(p.widths[l], p.widths[l - 1])), rng.normal(size=p.widths[l])) for l in range(1, 4)]
+    ctx = make_context(p)
+    st = state_from_forward(ctx, w, 0.3)
+    for h in st.hidden:
+        h.Z += rng.normal(size=h.Z.shape)
+        h.X += rng.normal(size=h.X.shape)
+        h.D[...] = rng.uniform(0.2, 0.8, size=h.D.shape)
+        h.P[...] = rng.uniform(0.0, 1.0, size=h.P.shape)
+        h.Q[...] = rng.uniform(0.0, 1.0, size=h.Q.shape)
+        for U in (h.U1, h.U2, h.U3, h.U4):
+            U[...] = rng.normal(size=U.shape)
+    st.ZL += rng.normal(size=st.ZL.shape)
+    blocks = []  # (array, projection of v - g, scale)
+    for h in st.hidden:
+        blocks += [(h.Z, None, 1.0), (h.X, None, 1.0), (h.D, (0.0, 1.0), 1.0), (h.P, (0.0, None), 1.0),
+                   (h.Q, (0.0, None), 1.0)]
+    blocks.append((st.ZL, None, 1.0))
+    blocks += [(a, None, 1.0 / p.n_samples) for W, b in st.weights for a in (W, b)]
+    measure = 0.0
+    for a, box, scale in blocks:
+        g = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + 1e-6
+            up = augmented_lagrangian(ctx, st)
+            a[idx] = old - 1e-6
+            down = augmented_lagrangian(ctx, st)
+            a[idx] = old
+            g[idx] = (up - down) / 2e-6 * scale
+        step = a - g if box is None else np.clip(a - g, *box)
+        measure = max(measure, float(np.abs(a - step).max()))
+    assert evaluate(ctx, st).pgrad == pytest.approx(measure, rel=1e-5)

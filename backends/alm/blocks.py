@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from .boxls import box_qp
-from .state import Context, State, affine, augmented_gram, layer_input
+from .state import Context, State, affine, augmented_gram, layer_input, row_blocks
 from .threads import small_factorisation
 
 
@@ -57,18 +57,22 @@ def update_weights(ctx: Context, st: State, l: int) -> None:
 
 
 def update_hidden_zdpq(ctx: Context, st: State, l: int, A: np.ndarray) -> None:
-    """Z, then D, then (P, Q) of hidden layer ``l``; ``A`` = current ``A_l`` (overwritten).
-
-    Both closed forms use ``S1 = X + U2 + P - U3`` and ``S2 = Q + U4``, which the Z and D steps
-    do not change, so they are formed once."""
+    """Z, then D, then (P, Q) of hidden layer ``l``; ``A`` = current ``A_l`` (overwritten)."""
     h = st.hidden[l]
-    D = h.D
-    S1 = h.X + h.U2
-    S1 += h.P
-    S1 -= h.U3
-    S2 = h.Q + h.U4
+    for rows in row_blocks(*A.shape):
+        _zdpq(A[rows], h.Z[rows], h.X[rows], h.D[rows], h.P[rows], h.Q[rows],
+              h.U1[rows], h.U2[rows], h.U3[rows], h.U4[rows])
+
+
+def _zdpq(A, Z, X, D, P, Q, U1, U2, U3, U4) -> None:
+    """The closed forms on one block (all arguments are views, updated in place).  Both use
+    ``S1 = X + U2 + P - U3`` and ``S2 = Q + U4``, which the Z and D steps leave unchanged."""
+    S1 = X + U2
+    S1 += P
+    S1 -= U3
+    S2 = Q + U4
     num = A
-    num -= h.U1
+    num -= U1
     t = D * S1
     num += t
     om = 1.0 - D
@@ -80,13 +84,10 @@ def update_hidden_zdpq(ctx: Context, st: State, l: int, A: np.ndarray) -> None:
     om *= om
     t += om
     t += 1.0
-    np.divide(num, t, out=h.Z)
-    del om
-    Z = h.Z
+    np.divide(num, t, out=Z)
     # D: minimiser of the quadratic in d, clipped; z = 0 leaves L independent of d
     np.add(S1, Z, out=t)
     t += S2
-    del S1, S2
     nz = Z != 0
     np.multiply(Z, 3.0, out=num)
     np.divide(t, num, out=num, where=nz)
@@ -94,11 +95,11 @@ def update_hidden_zdpq(ctx: Context, st: State, l: int, A: np.ndarray) -> None:
     np.copyto(D, num, where=nz)
     # slacks
     np.multiply(D, Z, out=t)
-    np.add(t, h.U3, out=h.P)
-    np.maximum(h.P, 0.0, out=h.P)
+    np.add(t, U3, out=P)
+    np.maximum(P, 0.0, out=P)
     t -= Z
-    t -= h.U4
-    np.maximum(t, 0.0, out=h.Q)
+    t -= U4
+    np.maximum(t, 0.0, out=Q)
 
 
 def update_hidden_x(ctx: Context, st: State, l: int) -> None:

@@ -49,11 +49,12 @@ class ALMOptions:
     (:mod:`backends.alm.patterns`: one sample moved across one kink, the pattern program solved
     by SLSQP, first improvement accepted) before the final refinement; 0 disables it.
 
-    Restarts: ``strategy`` picks the starts after the first: ``"random"`` (independent
-    kink-in-data starts), ``"diverse"`` (stratified kink positions, and of ``candidates`` starts
-    the one whose activation pattern is farthest from the patterns already found),
-    ``"hop"`` (``"diverse"`` for the first ``explore`` fraction of restarts, then perturbations
-    of the incumbent: one hidden unit's kink moved to a new data position).
+    Restarts (:mod:`backends.alm.init`): ``strategy`` picks the starts: ``"random"``
+    (independent kink-in-data starts), ``"diverse"`` (kink quantiles stratified across restarts,
+    first-layer orientation classes cycled across restarts, and among ``candidates`` starts the
+    first whose activation pattern was not visited yet), ``"hop"`` (``"diverse"`` for the first
+    ``explore`` fraction of the restarts, then perturbations of the incumbent: one hidden unit
+    gets a new kink position or the opposite orientation).
     """
 
     mu0: float = 10.0

@@ -67,7 +67,7 @@ def inner_loop(ctx: Context, st: State, opts: ALMOptions, omega: float, deadline
             prev = m.al
         if deadline is not None and time.perf_counter() >= deadline:
             break
-    if m is None or s % opts.check_every != 0 and s != opts.max_inner:
+    if m is None or (s % opts.check_every != 0 and s != opts.max_inner):  # last sweep not evaluated
         m = evaluate(ctx, st)
     return s, m
 
