@@ -53,15 +53,18 @@ def exact_optimum(problem: TrainingProblem, time_limit: float) -> dict:
     keeps status, objective, bound, forward-pass loss and seconds.
 
     The limit is SCIP *CPU* seconds (``timing/clocktype = 1``; no wall-clock guard), so that
-    whether an instance certifies does not depend on how loaded the shared machine is."""
+    whether an instance certifies does not depend on how loaded the shared machine is.
+    Symmetry breaking ``"all"`` (ordered hidden biases, scaling cut; optimum-preserving, see
+    docs/theory.md) makes N = 10 instances certify in seconds instead of not at all."""
     import unrectify
 
     t0 = time.perf_counter()
     sol = unrectify.solve(problem, encoding="split", domain="interval", backend="scip", time_limit=time_limit,
-                          guard=False, scip_options={"timing/clocktype": 1})
+                          symmetry_breaking="all", guard=False, scip_options={"timing/clocktype": 1})
     return {
         "status": sol.status, "objective": sol.objective, "bound": sol.bound, "forward_loss": sol.forward_loss,
         "seconds": time.perf_counter() - t0, "time_limit": time_limit, "clock": "cpu",
+        "symmetry_breaking": "all",
     }
 
 

@@ -3,8 +3,10 @@
 Each size runs in a fresh child process (so peak memory is its own): random data
 ``X ~ U[0, 1]^(N x n0)``, ``Y ~ U[0, 1]^(N x nL)``, no weight box, kink-in-data start, then
 ``solve_alm(max_outer=--outer, max_inner=--inner, polish=False)``.  The FLOP count is analytic
-(the GEMMs of a sweep and of an evaluation of L, violation and stationarity; elementwise work is
-not counted, so FLOP/s measures how much of the time is spent in GEMMs), and ``gemm_fraction`` =
+(the GEMMs of a sweep and of an evaluation of L, violation and stationarity, the small dense
+factorisations of the weight and X blocks, and the once-per-solve Gram and forward passes;
+elementwise work is not counted, so FLOP/s measures how much of the time is spent in dense linear
+algebra), and ``gemm_fraction`` =
 achieved FLOP/s / FLOP/s of one large numpy GEMM of the same dtype measured in the same child.
 Peak memory: tracemalloc peak (numpy reports its allocations to it) during the solve, and the
 growth of the process's peak RSS, both compared with the iterate's own arrays (variables and
@@ -47,6 +49,27 @@ def sweep_flops(N: int, widths: list[int]) -> float:
             nxt = widths[l + 1]
             f += 2.0 * N * nxt * n + 2.0 * N * n * n  # (Z+ + U1+ - b) W+ and rhs M^{-1}
     return f
+
+
+def factor_flops(widths: list[int]) -> float:
+    """Dense LAPACK/BLAS flops of one sweep that do not grow with N: per layer the Cholesky
+    factorisation and solve of the ``(n_{l-1}+1)``-sized Gram system for all ``n_l`` columns, and
+    per hidden layer ``W^T W`` and the inverse of ``I + W^T W`` (LU-based, ~2 n^3)."""
+    L = len(widths) - 1
+    f = 0.0
+    for l in range(1, L + 1):
+        a, n = widths[l - 1] + 1, widths[l]
+        f += a ** 3 / 3.0 + 2.0 * a * a * n
+        if l < L:
+            f += 2.0 * widths[l + 1] * n * n + 2.0 * n ** 3
+    return f
+
+
+def setup_flops(N: int, widths: list[int]) -> float:
+    """GEMM flops done once per solve inside the timed call: the cached Gram of the data, the
+    forward pass that builds the feasible start state and the final float64 forward loss."""
+    forward = sum(2.0 * N * widths[l - 1] * widths[l] for l in range(1, len(widths)))
+    return 2.0 * N * (widths[0] + 1) ** 2 + 2.0 * forward
 
 
 def eval_flops(N: int, widths: list[int]) -> float:
@@ -107,7 +130,8 @@ def child(N: int, widths: list[int], outer: int, inner: int, dtype: str, threads
     outer_done = len(res.history)
     sweeps = sum(h["sweeps"] for h in res.history)
     # one evaluation per outer iteration (check_every = inner: at the end of the inner loop)
-    flops = sweeps * sweep_flops(N, widths) + outer_done * eval_flops(N, widths)
+    flops = (sweeps * (sweep_flops(N, widths) + factor_flops(widths)) + outer_done * eval_flops(N, widths)
+             + setup_flops(N, widths))
     achieved = flops / seconds
     return {
         "samples": N, "widths": widths, "dtype": dtype, "threads": threads, "outer": outer_done,

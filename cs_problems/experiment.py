@@ -9,6 +9,9 @@ reconstruction seconds per test image and the fit seconds.
 Outputs in ``out_dir`` (each written atomically: temp file, then ``os.replace``):
 ``results.json`` (list of records), ``results.md`` (markdown tables), ``psnr_vs_ratio.png``
 (one line per method) and ``grid_ratio{r:g}.png`` (test originals vs reconstructions).
+While the run is going, ``results.partial.json`` holds the records finished so far (a
+complete JSON file after every decoder, removed when ``results.json`` is written), so a
+long run that is stopped keeps its measured numbers.
 
 Command line: ``unrectify cs [--dataset digits] [--ratios 4,10,25] ...`` (ratios in percent).
 """
@@ -233,6 +236,7 @@ def run_cs_experiment(
     from tqdm.auto import tqdm
 
     records: list[dict[str, Any]] = []
+    partial = out / "results.partial.json"
     bar = tqdm(total=len(rs) * len(ms), desc=f"cs {dataset}", disable=not progress)
     try:
         for ratio in rs:
@@ -263,6 +267,8 @@ def run_cs_experiment(
                 rec.update({"m": int(Phi.shape[0]), "noise": float(noise),
                             "n_train": int(S_train.shape[0]), "n_test": int(S_test.shape[0])})
                 records.append(rec)
+                # a complete file of the records so far, so a long run that is stopped keeps them
+                atomic_write_text(partial, json.dumps(records, indent=2) + "\n")
                 grid[method] = S_hat[:n_grid]
                 bar.update(1)
             atomic_write_bytes(
@@ -275,6 +281,7 @@ def run_cs_experiment(
     atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
     atomic_write_text(out / "results.md", results_markdown(records))
     atomic_write_bytes(out / "psnr_vs_ratio.png", psnr_plot_png(records))
+    partial.unlink(missing_ok=True)
     return records
 
 

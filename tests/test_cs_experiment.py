@@ -80,3 +80,34 @@ def test_command_line(tmp_path: Path) -> None:
                             "--no-progress"], capture_output=True, text=True, timeout=300)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
         assert not (tmp_path / "bad" / "results.json").exists()
+
+
+def test_stopped_run_keeps_finished_records(tmp_path: Path) -> None:
+    """A run that dies at the second ratio leaves a complete results.partial.json with the
+    first ratio's record and no results.json; a finished run removes the partial file."""
+    from cs_problems.decoders import DECODERS, register_decoder
+    from cs_problems.decoders.linear import PinvDecoder
+
+    class Boom(PinvDecoder):
+        name = "boom_test"
+
+        def _reconstruct(self, Y):
+            if self.m > 10:  # the second ratio
+                raise KeyboardInterrupt
+            return super()._reconstruct(Y)
+
+    register_decoder("boom_test", Boom)
+    try:
+        out = tmp_path / "stopped"
+        with pytest.raises(KeyboardInterrupt):
+            run_cs_experiment("digits", [0.1, 0.25], ["boom_test"], train_samples=20, test_samples=5,
+                              out_dir=out, progress=False)
+        partial = json.loads((out / "results.partial.json").read_text())
+        assert [(r["ratio"], r["method"]) for r in partial] == [(0.1, "boom_test")]
+        assert not (out / "results.json").exists()
+        done = tmp_path / "done"
+        run_cs_experiment("digits", [0.1], ["pinv"], train_samples=20, test_samples=5, out_dir=done,
+                          progress=False)
+        assert (done / "results.json").exists() and not (done / "results.partial.json").exists()
+    finally:
+        DECODERS.pop("boom_test", None)

@@ -1,0 +1,53 @@
+"""Smoke tests of the benchmark scripts at tiny sizes: they run from an installed checkout and
+write the JSON their docs describe (the measured tables in docs/ come from full-size runs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_alm_throughput_writes_summary(tmp_path: Path) -> None:
+    out = tmp_path / "tp.json"
+    proc = _run(["benchmarks/alm_throughput.py", "--samples", "300", "--widths", "30,20,20,30",
+                 "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(out.read_text())
+    s = rep["summary"]
+    assert s["failed"] == [] and 0 < s["gemm_fraction"] and s["peak_over_state_and_data_max"] > 0
+    run = rep["runs"][0]
+    assert run["samples"] == 300 and run["sweeps"] >= 1 and run["gflop"] > 0
+
+
+def test_alm_vs_exact_from_cached_optima(tmp_path: Path) -> None:
+    """With the optimum supplied in the cache (no SCIP run), ALM and the scipy baseline are
+    scored against it; the oracle optimum of a 6-sample 1-2-1 instance is used."""
+    pytest.importorskip("cvxpy")  # the oracle
+    from benchmarks._common import instance_key, make_instance
+    from tests.oracle import enumerate_optimum
+
+    spec = (6, (1, 2, 1), 0, "mse", 2.0)
+    p = make_instance(*spec)
+    opt = enumerate_optimum(p.X, p.Y, 2, 2.0)
+    cache = tmp_path / "cache.json"
+    cache.write_text(json.dumps({"exact": {instance_key(*spec): {"status": "optimal", "objective": opt}}}))
+    out = tmp_path / "r.json"
+    proc = _run(["benchmarks/alm_vs_exact.py", "--samples", "6", "--instances", "1", "--restarts", "3",
+                 "--methods", "alm,slsqp", "--cached-only", "--cache", str(cache), "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(out.read_text())
+    assert rep["summary"]["instances"] == 1
+    row = rep["instances"][0]
+    for m in ("alm", "slsqp"):
+        assert row[m]["gap"] >= -1e-6  # nobody beats a certified optimum
+    assert "| alm |" in proc.stdout
