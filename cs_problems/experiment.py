@@ -254,7 +254,13 @@ def run_cs_experiment(
                     kw.setdefault("progress", progress)
                 if _accepts(cls, "seed"):
                     kw.setdefault("seed", seed)
-                decoder = get_decoder(method, Phi, **kw)
+                try:
+                    decoder = get_decoder(method, Phi, **kw)
+                except CSInputError:
+                    raise
+                except (TypeError, ValueError) as exc:  # e.g. --option adam.lr=abc
+                    given = ", ".join(f"{k}={v!r}" for k, v in opts.get(method, {}).items())
+                    raise CSInputError(f"bad option for decoder {method!r} ({given}): {exc}") from None
                 t0 = time.perf_counter()
                 decoder.fit(Y_train, S_train)
                 t1 = time.perf_counter()

@@ -319,3 +319,22 @@ def test_stationarity_matches_a_finite_difference_gradient():
         step = a - g if box is None else np.clip(a - g, *box)
         measure = max(measure, float(np.abs(a - step).max()))
     assert evaluate(ctx, st).pgrad == pytest.approx(measure, rel=1e-5)
+
+
+def test_polish_callback_sees_weights_and_stops_the_polish():
+    """polish_callback gets every polish iteration's weights and loss; True ends the polish."""
+    p = random_instance(40, (2, 8, 1), seed=1, weight_bound=None)
+    calls = []
+
+    def cb(it, weights, loss):
+        calls.append((it, loss))
+        assert [W.shape for W, _ in weights] == [(8, 2), (1, 8)]
+        assert abs(loss - p.forward_loss(weights)) <= 1e-9 * max(1.0, loss)
+        return it >= 3
+
+    res = solve_alm(p, polish_max_weights=1, polish_callback=cb, pattern_moves=0)
+    assert [it for it, _ in calls] == [1, 2, 3]
+    pol = [h for h in res.history if h.get("phase") == "polish"]
+    assert pol and pol[0]["polish_iters"] <= 3
+    with pytest.raises(InputError, match="polish_callback"):
+        solve_alm(p, polish_callback=3)

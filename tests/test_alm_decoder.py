@@ -46,3 +46,38 @@ def test_alm_decoder_rejects_bad_options():
         get_decoder("alm", Phi, time_limit=-1.0)
     with pytest.raises(CSInputError):
         get_decoder("alm", Phi, max_inner=0)
+
+
+def test_early_stopping_on_validation_keeps_the_best_checked_weights():
+    from cs_problems.decoders.mlp import validation_split
+
+    S_tr = load_dataset("digits", "train", 200, seed=0)
+    Phi = gaussian_operator(0.25, 64, seed=0)
+    Y_tr = measure(S_tr, Phi, 0.0, seed=1)
+    dec = get_decoder("alm", Phi, hidden=(16,), time_limit=20.0, validation=0.2, check_every=2, patience=2)
+    dec.fit(Y_tr, S_tr)
+    hist = dec.validation_history
+    assert len(hist) >= 1 and all(it % 2 == 0 for it, _ in hist)
+    # stopped by patience (not by the 20 s limit): the last `patience` checks did not improve
+    best = min(v for _, v in hist)
+    assert len(hist) <= 2 or all(v >= best for _, v in hist[-2:])
+    # the returned weights' validation MSE is the best one seen (or better: the final weights)
+    _, _, Yv, Sv = validation_split(Y_tr, S_tr, 0.2, 0)
+    v = float(np.mean((mlp_forward(dec.weights, Yv) - Sv) ** 2))
+    assert v <= best * (1 + 1e-9)
+    with pytest.raises(CSInputError, match="validation"):
+        get_decoder("alm", Phi, validation=1.0)
+
+
+def test_validation_split_is_seeded_and_disjoint():
+    from cs_problems.decoders.mlp import validation_split
+
+    Y = np.arange(40.0).reshape(20, 2)
+    S = Y[:, :1].copy()
+    a = validation_split(Y, S, 0.25, 3)
+    b = validation_split(Y, S, 0.25, 3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    Yt, St, Yv, Sv = a
+    assert Yv.shape == (5, 2) and Yt.shape == (15, 2)
+    assert not set(Yt[:, 0]) & set(Yv[:, 0]) and set(Yt[:, 0]) | set(Yv[:, 0]) == set(Y[:, 0])
+    assert validation_split(Y, S, 0.0, 3)[2] is None

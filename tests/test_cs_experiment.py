@@ -75,7 +75,8 @@ def test_command_line(tmp_path: Path) -> None:
     assert "PSNR (dB) / SSIM" in res.stdout
     assert (out / "results.json").exists() and (out / "results.md").exists()
     assert (out / "psnr_vs_ratio.png").exists() and list(out.glob("grid_ratio*.png"))
-    for bad in (["--ratios", "150"], ["--methods", "magic"], ["--dataset", "cifar"], ["--ratios", "x"]):
+    for bad in (["--ratios", "150"], ["--methods", "magic"], ["--dataset", "cifar"], ["--ratios", "x"],
+                ["--methods", "pinv,linear", "--option", "linear.alpha=abc"]):
         r = subprocess.run([sys.executable, "-m", "unrectify", "cs", *bad, "--out", str(tmp_path / "bad"),
                             "--no-progress"], capture_output=True, text=True, timeout=300)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)

@@ -141,18 +141,29 @@ class Refined:
 
 
 def refine(problem, weights: Weights, *, deg_tol: float, max_iter: int, max_weights: int, ftol: float,
-           deadline: float | None = None) -> Refined:
+           deadline: float | None = None, monitor=None) -> Refined:
     """Refine ``weights`` on their pattern (see the module docstring); ``deadline``
-    (``time.perf_counter()`` seconds) stops the iterations early."""
+    (``time.perf_counter()`` seconds) stops the iterations early, and so does
+    ``monitor(iteration, weights, loss)`` returning True (``loss`` = F / N at those weights;
+    e.g. early stopping on validation data)."""
     import time
 
     from scipy.optimize import minimize
 
+    widths = problem.widths
+    count = [0]
+
     def stop_at_deadline(intermediate_result=None) -> None:
         if deadline is not None and time.perf_counter() >= deadline:
             raise StopIteration
+        if monitor is not None:
+            count[0] += 1
+            x = np.asarray(getattr(intermediate_result, "x", intermediate_result), dtype=np.float64)
+            f = getattr(intermediate_result, "fun", None)
+            w = [(W.copy(), b.copy()) for W, b in unpack(x, widths)]
+            if monitor(count[0], w, float(f) if f is not None else problem.forward_loss(w)):
+                raise StopIteration
 
-    widths = problem.widths
     X, Y, loss = problem.X, problem.Y, problem.loss
     B = problem.weight_bound
     N = X.shape[0]

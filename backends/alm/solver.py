@@ -45,6 +45,7 @@ def solve_alm(
     progress: bool = False,
     callback: Callable[[dict], Any] | None = None,
     threads: int | None = None,
+    polish_callback: Callable[[int, list, float], Any] | None = None,
     **options: Any,
 ) -> ALMResult:
     """Train ``problem`` by the augmented Lagrangian method on the relaxed split form.
@@ -60,7 +61,10 @@ def solve_alm(
     ``||C||_inf`` (``stat_tol``, default 1e-6, the stationarity one).  ``dtype`` ``"float32"``
     halves memory and doubles GEMM speed (weights and the small Gram solves stay float64).
     ``callback(record)`` is called after every outer iteration with the history record; True
-    stops.  ``progress`` shows a tqdm bar.  ``threads`` limits BLAS threads for the call (None:
+    stops.  ``polish_callback(iteration, weights, loss)`` is called after every iteration of the
+    polish (SLSQP / L-BFGS-B on the forward-pass loss) with a copy of the weights; True ends the
+    polish there (e.g. early stopping on validation data, as the ALM CS decoder does).
+    ``progress`` shows a tqdm bar.  ``threads`` limits BLAS threads for the call (None:
     the process setting; small factorisations are always single-threaded, see ``threads.py``).
     Other keyword arguments are :class:`ALMOptions`.
     """
@@ -77,6 +81,8 @@ def solve_alm(
         raise InputError(f"threads must be a positive integer or None, got {threads!r}")
     if callback is not None and not callable(callback):
         raise InputError("callback must be callable (it receives the history record of each outer iteration)")
+    if polish_callback is not None and not callable(polish_callback):
+        raise InputError("polish_callback must be callable (it receives iteration, weights and loss)")
     opts = ALMOptions.from_kwargs(max_outer=max_outer, max_inner=max_inner, tol=tol, dtype=dtype, **options)
     message = ""
     warm: Weights | None = None
@@ -86,11 +92,13 @@ def solve_alm(
             message = "warm-start weights outside the box were clipped into it"
 
     with blas_threads(threads):
-        return _solve(problem, opts, restarts, seed, time_limit, warm, message, progress, callback)
+        return _solve(problem, opts, restarts, seed, time_limit, warm, message, progress, callback,
+                      polish_callback)
 
 
 def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int, time_limit: float | None,
-           warm: Weights | None, message: str, progress: bool, callback: Callable[[dict], Any] | None) -> ALMResult:
+           warm: Weights | None, message: str, progress: bool, callback: Callable[[dict], Any] | None,
+           polish_callback: Callable[[int, list, float], Any] | None = None) -> ALMResult:
     t0 = time.perf_counter()
     deadline = None if time_limit is None else t0 + float(time_limit)
     ctx = make_context(problem, opts.dtype, opts.box_newton_dim, opts.box_iters)
@@ -131,7 +139,7 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
         bar.close()
         alm_fl = problem.forward_loss(st.weights)
         if opts.polish and out.stop_reason not in ("nonfinite", "callback", "converged", "time_limit"):
-            st, out, moves = _polish(ctx, problem, opts, st, out, history, r, t0, deadline)
+            st, out, moves = _polish(ctx, problem, opts, st, out, history, r, t0, deadline, polish_callback)
         else:
             moves = 0
         fl = problem.forward_loss(st.weights)
@@ -178,14 +186,15 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
 
 
 def _polish(ctx, problem: TrainingProblem, opts: ALMOptions, st, out, history: list[dict], r: int, t0: float,
-            deadline: float | None):
+            deadline: float | None, monitor: Callable[[int, list, float], Any] | None = None):
     """Refine the weights of a finished ALM phase on their pattern, search neighbouring patterns
     (small networks), and switch to the KKT forward-pass iterate (:mod:`backends.alm.polish`)
     unless that is worse and not converged; the reason becomes ``converged`` or ``polish_iters``."""
     # entries held at z = 0: those within polish_deg * violation of 0 (capped, for an ALM phase
     # that ended before reaching polish_at, so that a rough iterate does not pin many kinks)
     deg_tol = opts.polish_deg * min(max(out.metrics.viol, 1e-12), opts.polish_at)
-    kw = {"max_iter": opts.polish_iters, "max_weights": opts.polish_max_weights, "ftol": 1e-15, "deadline": deadline}
+    kw = {"max_iter": opts.polish_iters, "max_weights": opts.polish_max_weights, "ftol": 1e-15, "deadline": deadline,
+          "monitor": monitor}
     ref = refine(problem, st.weights, deg_tol=deg_tol, **kw)
     moves = 0
     n_weights = sum(W.size + b.size for W, b in st.weights)

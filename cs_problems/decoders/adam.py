@@ -1,7 +1,9 @@
 """ReLU MLP decoder ``m -> hidden... -> n`` trained with torch's Adam on the MSE loss.
 
 Training is float32 on CPU, seeded (``torch.manual_seed`` and a seeded shuffling
-generator), minibatch Adam for a fixed number of epochs. Measurements are standardised
+generator), minibatch Adam for a fixed number of epochs; with ``validation`` > 0 (off by
+default; the same seeded split as the ALM decoder) that fraction of the pairs is held out and
+the weights of the epoch with the lowest validation MSE are returned. Measurements are standardised
 per coordinate for training and the standardisation is folded into the first layer, so
 the returned weights act on raw measurements and reconstruction is the plain numpy
 :func:`~cs_problems.decoders.mlp.mlp_forward`. The output bias starts at the mean
@@ -18,7 +20,7 @@ import numpy as np
 
 from ..errors import CSDependencyError, CSInputError
 from .base import register_decoder
-from .mlp import MLPDecoder, Weights
+from .mlp import MLPDecoder, Weights, validation_split
 
 
 def import_torch() -> Any:
@@ -33,14 +35,16 @@ def import_torch() -> Any:
 @register_decoder("adam")
 class AdamDecoder(MLPDecoder):
     """ReLU MLP trained by Adam. Options: ``hidden`` (default (256, 256)), ``epochs``,
-    ``batch_size``, ``lr``, ``weight_decay``, ``seed``, ``progress`` (tqdm bar)."""
+    ``batch_size``, ``lr``, ``weight_decay``, ``validation`` (0: train on all pairs and return
+    the last epoch; a fraction: keep the best epoch on held-out pairs), ``seed``, ``progress`` (tqdm bar)."""
 
     name = "adam"
     requires = ("torch",)
 
     def __init__(
         self, Phi: np.ndarray, *, hidden: Sequence[int] = (256, 256), epochs: int = 60,
-        batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0,
+        batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0, validation: float = 0.0,
+        seed: int = 0,
         progress: bool = False, shape: Sequence[int] | None = None, clip: bool = True,
     ) -> None:
         super().__init__(Phi, hidden=hidden, shape=shape, clip=clip)
@@ -50,14 +54,19 @@ class AdamDecoder(MLPDecoder):
             raise CSInputError(f"adam lr must be > 0 and weight_decay >= 0, got {lr}, {weight_decay}")
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.lr, self.weight_decay = float(lr), float(weight_decay)
+        if not (0 <= validation < 1):
+            raise CSInputError(f"adam validation must be a fraction in [0, 1), got {validation!r}")
+        self.validation = float(validation)
         self.seed, self.progress = int(seed), bool(progress)
         self.loss_history: list[float] = []
+        self.validation_history: list[float] = []  # validation MSE per epoch
         import_torch()  # fail early (and pay the import here, not inside the timed fit)
 
     def _train(self, Y: np.ndarray, S: np.ndarray) -> Weights:
         torch = import_torch()
         from tqdm.auto import tqdm
 
+        Y, S, Yv, Sv = validation_split(Y, S, self.validation, self.seed)
         mu = Y.mean(axis=0)
         sd = Y.std(axis=0)
         sd = np.where(sd > 1e-12, sd, 1.0)
@@ -77,6 +86,10 @@ class AdamDecoder(MLPDecoder):
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         N = Xt.shape[0]
         self.loss_history = []
+        self.validation_history = []
+        Xv = None if Yv is None else torch.from_numpy(((Yv - mu) / sd).astype(np.float32))
+        Sv_t = None if Sv is None else torch.from_numpy(Sv.astype(np.float32))
+        best_state, best_val = None, np.inf
         bar = tqdm(range(self.epochs), desc=f"adam m={self.m}", disable=not self.progress, leave=False)
         for _ in bar:
             perm = torch.randperm(N, generator=gen)
@@ -89,7 +102,16 @@ class AdamDecoder(MLPDecoder):
                 opt.step()
                 total += float(loss.detach()) * idx.numel()
             self.loss_history.append(total / N)
+            if Xv is not None:
+                with torch.no_grad():
+                    v = float(torch.mean((net(Xv) - Sv_t) ** 2))
+                self.validation_history.append(v)
+                if v < best_val:
+                    best_val = v
+                    best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
             bar.set_postfix(mse=f"{self.loss_history[-1]:.4g}")
+        if best_state is not None:
+            net.load_state_dict(best_state)
         linears = [l for l in layers if isinstance(l, torch.nn.Linear)]
         weights: Weights = [
             (l.weight.detach().double().numpy().copy(), l.bias.detach().double().numpy().copy())

@@ -55,6 +55,17 @@ def mlp_forward(weights: Sequence[tuple[np.ndarray, np.ndarray]], Y: np.ndarray)
     return X @ W.T + b
 
 
+def validation_split(Y: np.ndarray, S: np.ndarray, fraction: float, seed: int):
+    """``(Y_train, S_train, Y_val, S_val)``: a seeded ``fraction`` of the pairs held out
+    (``Y_val, S_val`` are None when ``fraction`` is 0 or fewer than 10 pairs would remain)."""
+    n_val = int(round(fraction * Y.shape[0]))
+    if n_val < 1 or Y.shape[0] - n_val < 10:
+        return Y, S, None, None
+    perm = np.random.default_rng([seed, 77]).permutation(Y.shape[0])
+    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    return Y[train], S[train], Y[val], S[val]
+
+
 def layer_widths(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[int]:
     """Widths ``[n_0, n_1, ..., n_L]`` of a weights list."""
     layers = check_weights(weights)
