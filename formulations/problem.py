@@ -217,11 +217,28 @@ class TrainingProblem:
         return out
 
     def forward(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        return forward(weights, self.X)[1][-1]
+        """Network output for all samples; one layer's activations alive at a time (bias and
+        ReLU in place), so memory is O(N * max width) rather than all layers' arrays."""
+        h = self.X
+        last = len(weights) - 1
+        for l, (W, b) in enumerate(weights):
+            z = h @ np.asarray(W, dtype=float).T
+            z += np.asarray(b, dtype=float)
+            if l < last:
+                np.maximum(z, 0.0, out=z)
+            h = z
+        return h
 
     def forward_loss(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
         """Loss of an ordinary ReLU forward pass with the given weights."""
-        return loss_value(self.forward(weights), self.Y, self.loss)
+        pred = self.forward(weights)
+        if pred is self.X:  # no layers: do not modify the data
+            pred = pred.copy()
+        pred -= self.Y  # the residual, in the output's own memory
+        n = max(pred.shape[0], 1)
+        if self.loss == "mse":
+            return float(np.einsum("ij,ij->", pred, pred) / n)
+        return float(np.abs(pred).sum() / n)
 
     def check_weights(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         if len(weights) != self.n_layers:

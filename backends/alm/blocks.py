@@ -38,12 +38,14 @@ def update_weights(ctx: Context, st: State, l: int) -> None:
         return
     H = layer_input(ctx, st, l)
     Zl, U1 = (st.ZL, st.U1L) if l == len(st.weights) - 1 else (st.hidden[l].Z, st.hidden[l].U1)
-    T = Zl + U1
     G = ctx.gram0.copy() if l == 0 else augmented_gram(H)
     n = H.shape[1]
-    rhs = np.empty((n + 1, T.shape[1]))
-    rhs[:n] = H.T @ T
-    rhs[n] = T.sum(axis=0, dtype=np.float64)
+    rhs = np.zeros((n + 1, Zl.shape[1]))
+    # [H, 1]^T (Z + U1) accumulated over row blocks (no N x n_l temporary)
+    for rows in row_blocks(H.shape[0], max(n, Zl.shape[1]), GEMM_BLOCK_ENTRIES):
+        T = Zl[rows] + U1[rows]
+        rhs[:n] += H[rows].T @ T
+        rhs[n] += T.sum(axis=0, dtype=np.float64)
     W, b = st.weights[l]
     old = np.empty((n + 1, W.shape[0]))
     old[:n] = W.T
@@ -107,19 +109,29 @@ def update_hidden_x(ctx: Context, st: State, l: int) -> None:
     h = st.hidden[l]
     W, b = st.weights[l + 1]
     nxt_Z, nxt_U = (st.ZL, st.U1L) if l + 1 == len(st.weights) - 1 else (st.hidden[l + 1].Z, st.hidden[l + 1].U1)
-    R = nxt_Z + nxt_U
-    R -= b.astype(ctx.dtype, copy=False)
-    rhs = R @ W.astype(ctx.dtype, copy=False)
-    del R
-    rhs += h.D * h.Z
-    rhs -= h.U2
     n = W.shape[1]
     M = W.T @ W
     M[np.diag_indices(n)] += 1.0
     # X = rhs M^{-1}: M is SPD and small (n x n), so invert it once and apply by one GEMM
     with small_factorisation(n):
         Minv = np.linalg.inv(M).astype(ctx.dtype, copy=False)
-    np.matmul(rhs, Minv, out=h.X)
+    Wd = W.astype(ctx.dtype, copy=False)
+    bd = b.astype(ctx.dtype, copy=False)
+    # row blocks: the rhs temporaries stay in cache between the two GEMMs and the elementwise
+    # passes (whole-array temporaries were N x n_{l+1} arrays, page-faulted on every sweep)
+    for rows in row_blocks(h.X.shape[0], max(n, W.shape[0]), GEMM_BLOCK_ENTRIES):
+        R = nxt_Z[rows] + nxt_U[rows]
+        R -= bd
+        rhs = R @ Wd
+        t = h.D[rows] * h.Z[rows]
+        rhs += t
+        rhs -= h.U2[rows]
+        np.matmul(rhs, Minv, out=h.X[rows])
+
+
+#: entries per row block of kernels that mix GEMMs with elementwise passes (larger than the
+#: elementwise blocks so that each GEMM still has a few hundred rows)
+GEMM_BLOCK_ENTRIES = 1 << 18
 
 
 def update_output(ctx: Context, st: State, A: np.ndarray) -> None:

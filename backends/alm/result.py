@@ -42,7 +42,8 @@ class ALMResult:
     an ordinary ReLU forward pass with them (the number to compare with other trainers).
     ``objective``: the loss of the ALM iterate's output ``Z_L``; ``max_violation``,
     ``stationarity``: of that iterate.  ``hidden`` (``[{"Z", "X", "D"}]`` per hidden layer,
-    float64) and ``output`` (``Z_L``) are the iterate itself, ready for
+    in the working dtype: float32 arrays for ``dtype="float32"``) and ``output`` (``Z_L``) are
+    the iterate itself, ready for
     ``unrectify.solution.certify_split_iterate(problem, weights, hidden, output)``.
     ``multipliers``: ``Lam_k`` per layer (``[C1, C2, C3, C4]`` order; output layer ``[C1]``).
     ``history``: one dict per outer iteration of every restart (keys ``restart, outer, loss,

@@ -55,8 +55,8 @@ def solve_alm(
     ReLU forward-pass loss of its weights is returned (every restart's loss is in
     ``restart_losses``).  ``restarts`` total ALM runs; the first starts from ``init`` when given
     (weights outside the box are clipped into it), the others as ``strategy`` says (default
-    ``"hop"``: pattern-diverse kink starts for the first half, then perturbations of the
-    incumbent; see :class:`ALMOptions`).  ``seed`` makes every start reproducible.
+    ``"diverse"``: kink starts stratified across restarts, orientation classes cycled, and
+    activation patterns not visited before; see :class:`ALMOptions`).  ``seed`` makes every start reproducible.
     ``time_limit`` (seconds) bounds the whole call; ``tol`` is the feasibility tolerance on
     ``||C||_inf`` (``stat_tol``, default 1e-6, the stationarity one).  ``dtype`` ``"float32"``
     halves memory and doubles GEMM speed (weights and the small Gram solves stay float64).
@@ -164,22 +164,22 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
     status = STOP_STATUS[reason]
     if stop_all == "time_limit" and len(records) < restarts and not message:
         message = f"time limit reached after {len(records)} of {restarts} restarts"
-    # hand the iterate's own arrays out (no copies for float64: memory stays O(state)); the
-    # scaled multipliers become Lam = U / mu in place
-    hidden = [{"Z": h.Z.astype(np.float64, copy=False), "X": h.X.astype(np.float64, copy=False),
-               "D": h.D.astype(np.float64, copy=False)} for h in st.hidden]
+    # hand the iterate's own arrays out, in the working dtype (no copies: memory stays O(state);
+    # a float64 copy of a float32 iterate would double the peak); the scaled multipliers become
+    # Lam = U / mu in place
+    hidden = [{"Z": h.Z, "X": h.X, "D": h.D} for h in st.hidden]
     lams = []
     for l in range(len(st.weights)):
         layer = []
         for U in multipliers(st, l):
             U *= 1.0 / st.mu
-            layer.append(U.astype(np.float64, copy=False))
+            layer.append(U)
         lams.append(layer)
     return ALMResult(
         status=status, stop_reason=reason, converged=reason == "converged",
         weights=[(W.copy(), b.copy()) for W, b in st.weights], forward_loss=fl,
         objective=out.metrics.objective, max_violation=out.metrics.viol, stationarity=out.metrics.pgrad,
-        hidden=hidden, output=st.ZL.astype(np.float64, copy=False), history=history,
+        hidden=hidden, output=st.ZL, history=history,
         restart_losses=[rec.forward_loss for rec in records], restarts=records, best_restart=r_best,
         seconds=time.perf_counter() - t0, mu=st.mu, multipliers=lams, options=opts.to_dict(), message=message,
     )
