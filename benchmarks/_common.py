@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,18 +24,13 @@ def make_instance(n_samples: int, widths: tuple[int, ...], seed: int, loss: str,
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as JSON through a temp file and ``os.replace`` (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=float)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``obj`` as JSON through a temp file and ``os.replace`` (never a half-written file;
+    numpy scalars and arrays converted, non-finite floats written as null): the writer of
+    ``unrectify verify --json``, creating the folder first."""
+    from unrectify.verify import write_json_atomic as write
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write(str(path), obj)
 
 
 def load_cache(path: str | os.PathLike[str] | None) -> dict[str, dict]:

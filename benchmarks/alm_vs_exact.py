@@ -6,7 +6,8 @@ For ``--instances`` seeds, ``random_instance(N, widths, seed, B)`` is solved exa
 cached in ``--cache``), then by
 
 * ``alm``: ``solve_alm(problem, restarts=K, seed=0)`` (its defaults); ablations
-  ``alm_nopattern`` (``pattern_moves=0``) and ``alm_random`` (also ``strategy="random"``:
+  ``alm_hop`` (``strategy="hop"``, the earlier default), ``alm_nopattern``
+  (``pattern_moves=0``) and ``alm_random`` (also ``strategy="random"``:
   independent kink-in-data starts, the prototype's setting) when listed in ``--methods``;
 * ``adam``: torch Adam (float64, full batch, weights clamped into the box after every step,
   learning rate decayed from ``--adam-lr`` to 1e-4 over the budget), K restarts from
@@ -53,10 +54,11 @@ from benchmarks._common import (
 )
 from formulations.problem import TrainingProblem
 
-METHODS = ("alm", "alm_nopattern", "alm_random", "adam", "adam_div", "ipopt", "slsqp")
+METHODS = ("alm", "alm_hop", "alm_nopattern", "alm_random", "adam", "adam_div", "ipopt", "slsqp")
 
 #: ablations of the ALM (extra solve_alm options), each scored like "alm"
-ALM_VARIANTS = {"alm_nopattern": {"pattern_moves": 0},
+ALM_VARIANTS = {"alm_hop": {"strategy": "hop"},
+                "alm_nopattern": {"pattern_moves": 0},
                 "alm_random": {"pattern_moves": 0, "strategy": "random"}}
 
 

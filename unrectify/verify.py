@@ -80,6 +80,9 @@ def write_json_atomic(path: str, data) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         with os.fdopen(fd, "w") as fh:
             json.dump(_jsonable(data), fh, indent=2)
             fh.write("\n")

@@ -18,32 +18,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .polish import Weights, forward_all, pack, unpack, z_jacobian
+from .polish import Weights, backprop, forward_all, pack, unpack, z_jacobian
 
 
 def _pattern_loss_grad(theta: np.ndarray, problem, D: list[np.ndarray], mask: np.ndarray) -> tuple[float, np.ndarray]:
     weights = unpack(theta, problem.widths)
     X, Y = problem.X, problem.Y
-    N = X.shape[0]
     acts = [X]
     H = X
     for l, (W, b) in enumerate(weights[:-1]):
         H = D[l] * (H @ W.T + b)
         acts.append(H)
     W, b = weights[-1]
-    R = H @ W.T + b - Y
-    if problem.loss == "mse":
-        f = float(np.einsum("ij,ij->", R, R)) / N
-        delta = (2.0 / N) * R
-    else:
-        f = float(np.abs(R).sum()) / N
-        delta = np.sign(R) / N
-    grads: Weights = []
-    for l in range(len(weights) - 1, -1, -1):
-        grads.append((delta.T @ acts[l], delta.sum(axis=0)))
-        if l > 0:
-            delta = (delta @ weights[l][0]) * D[l - 1]
-    return f, pack(grads[::-1]) * mask
+    f, grads = backprop(weights, acts, D, H @ W.T + b - Y, problem.loss)
+    return f, pack(grads) * mask
 
 
 def _pattern_constraints(theta: np.ndarray, problem, D: list[np.ndarray]) -> np.ndarray:

@@ -79,9 +79,16 @@ def forward_all(weights: Weights, X: np.ndarray) -> tuple[list[np.ndarray], list
 
 def loss_and_grad(weights: Weights, X: np.ndarray, Y: np.ndarray, loss: str) -> tuple[float, Weights]:
     """Mean forward-pass loss and its gradient (backpropagation, relu'(0) = 0)."""
-    N = X.shape[0]
     acts, zs = forward_all(weights, X)
-    R = zs[-1] - Y
+    return backprop(weights, acts, [z > 0 for z in zs[:-1]], zs[-1] - Y, loss)
+
+
+def backprop(weights: Weights, acts: list[np.ndarray], masks: list[np.ndarray], R: np.ndarray,
+             loss: str) -> tuple[float, Weights]:
+    """Mean loss of the output residual ``R`` and its weight gradient, given each layer's input
+    ``acts[l]`` and the derivative masks of the hidden layers (``1[z > 0]``, or a fixed
+    activation pattern ``D``)."""
+    N = R.shape[0]
     if loss == "mse":
         f = float(np.einsum("ij,ij->", R, R)) / N
         delta = (2.0 / N) * R
@@ -92,7 +99,7 @@ def loss_and_grad(weights: Weights, X: np.ndarray, Y: np.ndarray, loss: str) -> 
     for l in range(len(weights) - 1, -1, -1):
         grads.append((delta.T @ acts[l], delta.sum(axis=0)))
         if l > 0:
-            delta = (delta @ weights[l][0]) * (zs[l - 1] > 0)
+            delta = (delta @ weights[l][0]) * masks[l - 1]
     return f, grads[::-1]
 
 
@@ -213,7 +220,12 @@ def refine(problem, weights: Weights, *, deg_tol: float, max_iter: int, max_weig
     if n_s:
         acts, zs = forward_all(new, X)
         J = z_jacobian(new, acts, zs, S, widths)
-        _, g = loss_and_grad(new, X, Y, loss)
+        # the gradient of F with relu'(z) = 0 on S (z_s is ~0 up to rounding; counting it as
+        # active would put its pass-through term into nu as well as into Lam2, see kkt_state)
+        masks = [z > 0 for z in zs[:-1]]
+        for l, (ii, jj) in enumerate(S):
+            masks[l][ii, jj] = False
+        _, g = backprop(new, acts, masks, zs[-1] - Y, loss)
         free = mask.astype(bool)
         if B is not None:
             free &= np.abs(theta) < B * (1 - 1e-9)

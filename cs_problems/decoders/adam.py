@@ -23,12 +23,12 @@ from .base import register_decoder
 from .mlp import MLPDecoder, Weights, validation_split
 
 
-def import_torch() -> Any:
-    """Import torch or raise :class:`CSDependencyError` with the install command."""
+def import_torch(needed_for: str = "the adam decoder") -> Any:
+    """Import torch or raise :class:`CSDependencyError` naming what needs it and the install command."""
     try:
         import torch
     except ModuleNotFoundError as exc:
-        raise CSDependencyError("the adam decoder needs torch: pip install torch==2.13.0") from exc
+        raise CSDependencyError(f"{needed_for} needs torch: pip install torch==2.13.0") from exc
     return torch
 
 

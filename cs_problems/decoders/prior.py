@@ -35,19 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CSDependencyError, CSInputError
+from ..errors import CSInputError
+from .adam import import_torch
 from .base import Decoder, register_decoder
 from .mlp import Weights, check_weights
 
 SOLVERS = ("exact", "gd")
-
-
-def _import_torch() -> Any:
-    try:
-        import torch
-    except ModuleNotFoundError as exc:
-        raise CSDependencyError("the prior decoder needs torch to train its generator: pip install torch==2.13.0") from exc
-    return torch
 
 
 @register_decoder("prior")
@@ -116,7 +109,7 @@ class PriorDecoder(Decoder):
         return g[:-1] + [(self.Phi @ W, self.Phi @ b)]
 
     def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
-        torch = _import_torch()
+        torch = import_torch("the prior decoder (to train its generator)")
         threads = torch.get_num_threads()
         torch.set_num_threads(1)   # tiny networks: threads only add overhead (10x on a busy 2-core machine)
         try:
