@@ -148,11 +148,14 @@ class Refined:
 
 
 def refine(problem, weights: Weights, *, deg_tol: float, max_iter: int, max_weights: int, ftol: float,
-           deadline: float | None = None, monitor=None) -> Refined:
+           deadline: float | None = None, monitor=None, dtype: str = "float64") -> Refined:
     """Refine ``weights`` on their pattern (see the module docstring); ``deadline``
     (``time.perf_counter()`` seconds) stops the iterations early, and so does
     ``monitor(iteration, weights, loss)`` returning True (``loss`` = F / N at those weights;
-    e.g. early stopping on validation data)."""
+    e.g. early stopping on validation data).  ``dtype="float32"`` evaluates the loss and
+    gradient of the L-BFGS-B path (large networks) in float32 (half the time per iteration;
+    L-BFGS-B itself and the returned weights stay float64); the SLSQP path of small networks,
+    whose KKT multipliers are certified, is always float64."""
     import time
 
     from scipy.optimize import minimize
@@ -183,6 +186,13 @@ def refine(problem, weights: Weights, *, deg_tol: float, max_iter: int, max_weig
         f, g = loss_and_grad(unpack(t, widths), X, Y, loss)
         return f, pack(g) * mask
 
+    X32 = Y32 = None
+
+    def fun32(t: np.ndarray) -> tuple[float, np.ndarray]:
+        w = [(W.astype(np.float32), b.astype(np.float32)) for W, b in unpack(t, widths)]
+        f, g = loss_and_grad(w, X32, Y32, loss)
+        return f, pack(g).astype(np.float64) * mask
+
     bounds = None
     if B is not None:
         bounds = list(zip(np.where(mask, -B, theta0), np.where(mask, B, theta0)))
@@ -205,7 +215,10 @@ def refine(problem, weights: Weights, *, deg_tol: float, max_iter: int, max_weig
         method = "slsqp"
     else:
         S = [(np.zeros(0, int), np.zeros(0, int)) for _ in S]
-        res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds, callback=stop_at_deadline,
+        if np.dtype(dtype) == np.float32:
+            X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+        res = minimize(fun if X32 is None else fun32, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                       callback=stop_at_deadline,
                        options={"maxiter": int(max_iter), "gtol": 0.0, "ftol": ftol, "maxcor": 20})
         method = "lbfgsb"
     theta = np.asarray(res.x, dtype=np.float64)

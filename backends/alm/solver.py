@@ -194,7 +194,7 @@ def _polish(ctx, problem: TrainingProblem, opts: ALMOptions, st, out, history: l
     # that ended before reaching polish_at, so that a rough iterate does not pin many kinks)
     deg_tol = opts.polish_deg * min(max(out.metrics.viol, 1e-12), opts.polish_at)
     kw = {"max_iter": opts.polish_iters, "max_weights": opts.polish_max_weights, "ftol": 1e-15, "deadline": deadline,
-          "monitor": monitor}
+          "monitor": monitor, "dtype": opts.dtype}
     ref = refine(problem, st.weights, deg_tol=deg_tol, **kw)
     moves = 0
     n_weights = sum(W.size + b.size for W, b in st.weights)
