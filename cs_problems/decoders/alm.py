@@ -19,9 +19,9 @@ time limit lowers the training loss and raises the test loss (60 s: 0.011 / 0.05
 10 % for early stopping did not help (test 0.049), so the gap to Adam is not plain
 overfitting in time but the kind of minimum full-batch refinement finds.  The Adam decoder
 takes the same ``validation`` option (best epoch on the same split).  On MNIST (5000 images)
-the decoder is under-trained instead: 78 refinement iterations fit in the 30 s (0.16 s per
-full-batch loss and gradient) against Adam's ~4 700 minibatch steps, and its training MSE is
-1.7-3x Adam's (docs/cs_results.md).
+the decoder is under-trained instead: 112 refinement iterations fit in the 30 s (0.075 s per
+full-batch float32 loss and gradient) against Adam's ~4 700 minibatch steps, and its training
+MSE is 1.6-2.6x Adam's (docs/cs_results.md).
 Measurements are standardised per coordinate for training and the standardisation is folded
 into the first layer, so the returned weights act on raw measurements (reconstruction is the
 shared numpy :func:`~cs_problems.decoders.mlp.mlp_forward`).
