@@ -56,7 +56,8 @@ def solve_alm(
     ``restart_losses``).  ``restarts`` total ALM runs; the first starts from ``init`` when given
     (weights outside the box are clipped into it), the others as ``strategy`` says (default
     ``"diverse"``: kink starts stratified across restarts, orientation classes cycled, and
-    activation patterns not visited before; see :class:`ALMOptions`).  ``seed`` makes every start reproducible.
+    activation patterns not visited before; see :class:`ALMOptions`).  ``seed`` makes every
+    start reproducible.
     ``time_limit`` (seconds) bounds the whole call; ``tol`` is the feasibility tolerance on
     ``||C||_inf`` (``stat_tol``, default 1e-6, the stationarity one).  ``dtype`` ``"float32"``
     halves memory and doubles GEMM speed (weights and the small Gram solves stay float64).
