@@ -1,9 +1,9 @@
-"""Solver backends: each compiles a :class:`formulations.Model`, solves it and extracts a
+"""Solver backends: each compiles a :class:`unrectify.formulations.Model`, solves it and extracts a
 :class:`RawResult`.  Solver packages are imported lazily, only when a backend runs."""
 
 from __future__ import annotations
 
-from formulations.errors import UnknownNameError
+from unrectify.formulations.errors import UnknownNameError
 
 from .base import STATUSES, Backend, Capabilities, RawResult
 from .cvxpy_backend import CvxpyBackend

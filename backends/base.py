@@ -1,6 +1,6 @@
 """Backend protocol: compile -> solve -> extract, with a status map and capability flags.
 
-A backend receives a solver-free :class:`formulations.Model` and returns a picklable
+A backend receives a solver-free :class:`unrectify.formulations.Model` and returns a picklable
 :class:`RawResult` (status, point, objective, bound).  Solver modules are imported lazily
 inside the backend so that importing unrectify never requires an optional solver.  The
 call runs in a forked child process guarded by a wall clock, so ``time_limit`` holds even
@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from formulations.errors import ModelClassError, SolverUnavailableError, UnrectifyError
-from formulations.model import Model
+from unrectify.formulations.errors import ModelClassError, SolverUnavailableError, UnrectifyError
+from unrectify.formulations.model import Model
 
 STATUSES = ("optimal", "time_limit", "infeasible", "local", "error")
 

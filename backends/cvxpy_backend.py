@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from formulations.errors import ModelClassError
-from formulations.model import Model
+from unrectify.formulations.errors import ModelClassError
+from unrectify.formulations.model import Model
 
 from .base import Backend, Capabilities, RawResult
 

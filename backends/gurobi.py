@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from formulations.errors import LicenseLimitError
-from formulations.model import Model
+from unrectify.formulations.errors import LicenseLimitError
+from unrectify.formulations.model import Model
 
 from .base import Backend, Capabilities, RawResult
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from formulations.model import Model
+from unrectify.formulations.model import Model
 
 from .base import Backend, Capabilities, RawResult
 

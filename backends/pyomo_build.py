@@ -1,4 +1,4 @@
-"""Translate a :class:`formulations.Model` into a Pyomo ``ConcreteModel`` with indexed components.
+"""Translate a :class:`unrectify.formulations.Model` into a Pyomo ``ConcreteModel`` with indexed components.
 
 One indexed ``Var`` over all variables (domain and bounds by rule) and one indexed
 ``Constraint`` over all rows, each row read from the CSR linear part and the row-sorted
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from formulations.model import Model
+from unrectify.formulations.model import Model
 
 
 def to_pyomo(model: Model):

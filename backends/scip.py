@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from formulations.model import Model
+from unrectify.formulations.model import Model
 
 from .base import Backend, Capabilities, RawResult
 from .pyomo_build import to_pyomo, values
@@ -39,7 +39,7 @@ class ScipBackend(Backend):
 
     def require(self) -> None:
         super().require()
-        from formulations.errors import SolverUnavailableError
+        from unrectify.formulations.errors import SolverUnavailableError
         import importlib.util
         if importlib.util.find_spec("pyomo") is None:
             raise SolverUnavailableError("backend 'scip' needs the Python package 'pyomo', which is not installed")

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from formulations.problem import TrainingProblem, random_instance
+from unrectify.formulations.problem import TrainingProblem, random_instance
 
 
 def instance_key(n_samples: int, widths: tuple[int, ...], seed: int, loss: str, bound: float | None) -> str:

@@ -100,10 +100,10 @@ def gemm_rate(dtype: str, n: int = 2048, reps: int = 3) -> float:
 
 
 def child(N: int, widths: list[int], outer: int, inner: int, dtype: str, threads: int | None, seed: int) -> dict:
-    from backends.alm import solve_alm
-    from backends.alm.init import kink_start
-    from backends.alm.threads import blas_threads
-    from formulations.problem import TrainingProblem
+    from unrectify.backends.alm import solve_alm
+    from unrectify.backends.alm.init import kink_start
+    from unrectify.backends.alm.threads import blas_threads
+    from unrectify.formulations.problem import TrainingProblem
 
     with blas_threads(threads):
         rate = gemm_rate(dtype)

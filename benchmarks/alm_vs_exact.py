@@ -13,7 +13,7 @@ cached in ``--cache``), then by
   learning rate decayed from ``--adam-lr`` to 1e-4 over the budget), K restarts from
   independent kink-in-data starts run together (batched) for the ALM's wall-clock time on that
   instance; ``adam_div``: the same from the ALM's stratified starts (kink quantiles and
-  orientation classes, see ``backends.alm.init``), to separate the start design from the solver;
+  orientation classes, see ``unrectify.backends.alm.init``), to separate the start design from the solver;
 * ``ipopt`` (cyipopt, if importable) and ``slsqp`` (scipy): the relaxed split NLP
   ``min loss(Z_L)`` s.t. ``Z_l = X_{l-1} W_l^T + b_l``, ``X = D Z``, ``D Z >= 0``,
   ``(1 - D) Z <= 0``, ``0 <= D <= 1``, ``|W|, |b| <= B``, from the forward pass of the same K
@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backends.alm import solve_alm
-from backends.alm.init import kink_start, orientation_signs, stratified_quantiles
+from unrectify.backends.alm import solve_alm
+from unrectify.backends.alm.init import kink_start, orientation_signs, stratified_quantiles
 from benchmarks._common import (
     ensure_exact,
     instance_key,
@@ -52,7 +52,7 @@ from benchmarks._common import (
     make_instance,
     write_json_atomic,
 )
-from formulations.problem import TrainingProblem
+from unrectify.formulations.problem import TrainingProblem
 
 METHODS = ("alm", "alm_hop", "alm_nopattern", "alm_random", "adam", "adam_div", "ipopt", "slsqp")
 
@@ -129,7 +129,7 @@ class SplitNLP:
     (for small instances: dense Jacobians)."""
 
     def __init__(self, problem: TrainingProblem):
-        from backends.alm.polish import unpack
+        from unrectify.backends.alm.polish import unpack
 
         self.p = problem
         self.unpack = unpack

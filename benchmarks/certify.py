@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from formulations import random_instance  # noqa: E402
+from unrectify.formulations import random_instance  # noqa: E402
 from unrectify import solve  # noqa: E402
 from unrectify.verify import write_json_atomic  # noqa: E402
 

@@ -41,8 +41,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from backends import get_backend
-from formulations.fixed_weight import FixedNetwork, build_output_bound_model
+from unrectify.backends import get_backend
+from unrectify.formulations.fixed_weight import FixedNetwork, build_output_bound_model
 from unrectify.fixed import tighten_bounds
 from unrectify.verify import write_json_atomic
 

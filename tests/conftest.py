@@ -5,7 +5,7 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from backends import available_backends  # noqa: E402
+from unrectify.backends import available_backends  # noqa: E402
 
 INSTALLED = set(available_backends())
 

@@ -1,4 +1,4 @@
-"""Augmented Lagrangian solver (backends.alm): block descent, convergence, restarts, inputs."""
+"""Augmented Lagrangian solver (unrectify.backends.alm): block descent, convergence, restarts, inputs."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
 
-from backends.alm import ALMResult, solve_alm
-from backends.alm.blocks import (
+from unrectify.backends.alm import ALMResult, solve_alm
+from unrectify.backends.alm.blocks import (
     update_hidden_x,
     update_hidden_zdpq,
     update_output,
     update_weights,
 )
-from backends.alm.boxls import box_qp
-from backends.alm.state import (
+from unrectify.backends.alm.boxls import box_qp
+from unrectify.backends.alm.state import (
     affine,
     augmented_lagrangian,
     evaluate,
@@ -25,8 +25,8 @@ from backends.alm.state import (
     make_context,
     state_from_forward,
 )
-from formulations.errors import InputError
-from formulations.problem import TrainingProblem, random_instance
+from unrectify.formulations.errors import InputError
+from unrectify.formulations.problem import TrainingProblem, random_instance
 from unrectify.solution import certify_split_iterate
 
 FAST = {"max_outer": 20, "max_inner": 50}
@@ -262,9 +262,9 @@ def test_warm_start_outside_the_box_is_clipped_and_reported():
 
 # ---------------------------------------------------------------- pattern search and polish
 def test_pattern_search_never_increases_the_forward_loss():
-    from backends.alm.init import kink_start
-    from backends.alm.patterns import candidate_flips, pattern_search
-    from backends.alm.polish import forward_all
+    from unrectify.backends.alm.init import kink_start
+    from unrectify.backends.alm.patterns import candidate_flips, pattern_search
+    from unrectify.backends.alm.polish import forward_all
 
     p = random_instance(6, (1, 2, 1), seed=3, weight_bound=2.0)
     w0 = kink_start(p, np.random.default_rng(0))

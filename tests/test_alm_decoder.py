@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cs_problems import CSInputError, gaussian_operator, load_dataset, measure
-from cs_problems.decoders import DECODERS, decoder_class, get_decoder, mlp_forward
+from unrectify.cs import CSInputError, gaussian_operator, load_dataset, measure
+from unrectify.cs.decoders import DECODERS, decoder_class, get_decoder, mlp_forward
 
 
 def test_alm_decoder_is_registered_on_first_use():
@@ -49,7 +49,7 @@ def test_alm_decoder_rejects_bad_options():
 
 
 def test_early_stopping_on_validation_keeps_the_best_checked_weights():
-    from cs_problems.decoders.mlp import validation_split
+    from unrectify.cs.decoders.mlp import validation_split
 
     S_tr = load_dataset("digits", "train", 200, seed=0)
     Phi = gaussian_operator(0.25, 64, seed=0)
@@ -70,7 +70,7 @@ def test_early_stopping_on_validation_keeps_the_best_checked_weights():
 
 
 def test_validation_split_is_seeded_and_disjoint():
-    from cs_problems.decoders.mlp import validation_split
+    from unrectify.cs.decoders.mlp import validation_split
 
     Y = np.arange(40.0).reshape(20, 2)
     S = Y[:, :1].copy()

@@ -1,4 +1,4 @@
-"""Data sets of the compressed-sensing application (cs_problems.datasets)."""
+"""Data sets of the compressed-sensing application (unrectify.cs.datasets)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from cs_problems import CSInputError, image_shape, load_dataset
-from cs_problems.datasets import (
+from unrectify.cs import CSInputError, image_shape, load_dataset
+from unrectify.cs.datasets import (
     DATASETS,
     DIGITS_N_TRAIN,
     PATCH_SIZE,

@@ -1,4 +1,4 @@
-"""Decoders of the compressed-sensing application (cs_problems.decoders)."""
+"""Decoders of the compressed-sensing application (unrectify.cs.decoders)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cs_problems import CSInputError, gaussian_operator, load_dataset, measure, psnr
-from cs_problems.decoders import (
+from unrectify.cs import CSInputError, gaussian_operator, load_dataset, measure, psnr
+from unrectify.cs.decoders import (
     DECODERS,
     CSNotFittedError,
     Decoder,
@@ -204,7 +204,7 @@ def test_registry_errors_and_extension() -> None:
 
 def test_package_imports_without_torch_or_cvxpy() -> None:
     code = (
-        "import sys, cs_problems, cs_problems.decoders, cs_problems.experiment; "
+        "import sys, cs_problems, unrectify.cs.decoders, unrectify.cs.experiment; "
         "print(sorted(m for m in ('torch', 'cvxpy') if m in sys.modules))"
     )
     root = Path(__file__).resolve().parents[1]

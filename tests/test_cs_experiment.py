@@ -1,4 +1,4 @@
-"""End-to-end compressed-sensing experiment (cs_problems.experiment)."""
+"""End-to-end compressed-sensing experiment (unrectify.cs.experiment)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cs_problems import CSInputError
-from cs_problems.experiment import RECORD_KEYS, run_cs_experiment
+from unrectify.cs import CSInputError
+from unrectify.cs.experiment import RECORD_KEYS, run_cs_experiment
 
 FAST = {"l1": {"max_iter": 100}, "tv": {"max_iter": 50}}
 METHODS = ["pinv", "linear", "l1", "tv", "omp"]
@@ -86,8 +86,8 @@ def test_command_line(tmp_path: Path) -> None:
 def test_stopped_run_keeps_finished_records(tmp_path: Path) -> None:
     """A run that dies at the second ratio leaves a complete results.partial.json with the
     first ratio's record and no results.json; a finished run removes the partial file."""
-    from cs_problems.decoders import DECODERS, register_decoder
-    from cs_problems.decoders.linear import PinvDecoder
+    from unrectify.cs.decoders import DECODERS, register_decoder
+    from unrectify.cs.decoders.linear import PinvDecoder
 
     class Boom(PinvDecoder):
         name = "boom_test"

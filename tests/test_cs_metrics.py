@@ -1,4 +1,4 @@
-"""Metrics of the compressed-sensing application (cs_problems.metrics)."""
+"""Metrics of the compressed-sensing application (unrectify.cs.metrics)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from cs_problems import CSInputError, mean_metrics, mse, psnr, ssim
-from cs_problems.metrics import ssim_window
+from unrectify.cs import CSInputError, mean_metrics, mse, psnr, ssim
+from unrectify.cs.metrics import ssim_window
 
 
 def _images(n: int, side: int, seed: int = 0) -> np.ndarray:

@@ -1,13 +1,13 @@
-"""Generator-prior decoder (cs_problems.decoders.prior): exact latent search vs gradient descent."""
+"""Generator-prior decoder (unrectify.cs.decoders.prior): exact latent search vs gradient descent."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cs_problems import CSInputError, gaussian_operator, load_dataset, measure
-from cs_problems.decoders import decoder_class, get_decoder
-from cs_problems.decoders.prior import PriorDecoder
+from unrectify.cs import CSInputError, gaussian_operator, load_dataset, measure
+from unrectify.cs.decoders import decoder_class, get_decoder
+from unrectify.cs.decoders.prior import PriorDecoder
 
 from .conftest import needs
 

@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from formulations import get_encoding
-from formulations.model import Model
+from unrectify.formulations import get_encoding
+from unrectify.formulations.model import Model
 
 finite = st.floats(min_value=-5.0, max_value=5.0, allow_nan=False)
 unit = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(min_value=0.0, max_value=1.0))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from formulations import BUILTIN, InputError, UnknownNameError, get_encoding
-from formulations.fixed_weight import (
+from unrectify.formulations import BUILTIN, InputError, UnknownNameError, get_encoding
+from unrectify.formulations.fixed_weight import (
     FixedNetwork,
     build_bound_tightening_model,
     build_inversion_model,
@@ -189,7 +189,7 @@ AGREE = [("highs", "bigm", "binary"), ("scip", "bigm", "binary"), ("scip", "spli
 
 @pytest.fixture(scope="module")
 def reference_max():
-    from backends import available_backends
+    from unrectify.backends import available_backends
     if "highs" not in available_backends():
         pytest.skip("reference needs highs")
     net = he_net((2, 6, 6, 1), seed=7)
@@ -224,7 +224,7 @@ def test_guarded_solve_after_inline_highs_does_not_hang():
 
     code = (
         "import numpy as np\n"
-        "from formulations.fixed_weight import FixedNetwork\n"
+        "from unrectify.formulations.fixed_weight import FixedNetwork\n"
         "from unrectify.fixed import optimize_output\n"
         "r = np.random.default_rng(2)\n"
         "net = FixedNetwork([(r.normal(size=(4, 2)), r.normal(size=4)), (r.normal(size=(1, 4)), r.normal(size=1))], 0, 1)\n"

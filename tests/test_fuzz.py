@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from formulations import LOSSES, InputError, TrainingProblem
+from unrectify.formulations import LOSSES, InputError, TrainingProblem
 from unrectify import cli
 
 _N = os.environ.get("UNRECTIFY_FUZZ_EXAMPLES")
@@ -399,8 +399,8 @@ def test_fuzz_tiny_solves_are_certified_or_say_why(n, seed, B, loss, form):
     """A tiny real solve: status from the fixed list; an "optimal" answer is feasible, its
     ReLU forward-pass loss equals its objective, and (exact encodings) it is a ReLU network."""
     import unrectify
-    from backends import STATUSES
-    from formulations import random_instance
+    from unrectify.backends import STATUSES
+    from unrectify.formulations import random_instance
 
     p = random_instance(n, (1, 2, 1), seed, loss, B)
     sol = unrectify.solve(p, form[0], form[1], time_limit=5, symmetry_breaking="all")
@@ -454,7 +454,7 @@ def test_bug_huge_data_accepted():
 
 @pytest.mark.parametrize("B", [1e300, 1e10])
 def test_bug_huge_weight_bound_rejected(B):
-    from formulations import random_instance
+    from unrectify.formulations import random_instance
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -501,7 +501,7 @@ def test_bug_json_directory_checked_up_front(tmp_path):
 @pytest.mark.slow
 def test_bug_zero_optimum_not_certified():
     import unrectify
-    from formulations import random_instance
+    from unrectify.formulations import random_instance
     sol = unrectify.solve(random_instance(3, (1, 2, 1), 0, "mae", 2.0), "bigm", "binary", time_limit=20,
                           symmetry_breaking="none")
     assert sol.status == "optimal" and sol.certified_optimal
@@ -509,7 +509,7 @@ def test_bug_zero_optimum_not_certified():
 
 @pytest.mark.slow
 def test_bug_split_not_tight_verdict_at_large_bound():
-    from formulations import random_instance
+    from unrectify.formulations import random_instance
     from unrectify import verify
     report = verify(random_instance(3, (1, 2, 1), 0, "mse", 1e6), ["split"], time_limit=30,
                     symmetry_breaking="all")

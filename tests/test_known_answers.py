@@ -7,7 +7,7 @@ subproblems; scipy least squares / linprog), never from the backend under test.
 import numpy as np
 import pytest
 
-from formulations import TrainingProblem, random_instance
+from unrectify.formulations import TrainingProblem, random_instance
 from unrectify import solve
 
 from .conftest import needs
@@ -68,16 +68,16 @@ def test_full_training_split(backend, domain):
 
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=needs(b)) for b in ["highs", "cvxpy"]])
 def test_linear_backends_refuse_bilinear_models(backend):
-    from formulations import ModelClassError
+    from unrectify.formulations import ModelClassError
     with pytest.raises(ModelClassError, match="bilinear|linear"):
         solve(random_instance(3), "split", "interval", backend=backend)
 
 
 @needs("gurobi")
 def test_gurobi_refuses_oversize_model_with_licence_message(monkeypatch):
-    from formulations import LicenseLimitError
+    from unrectify.formulations import LicenseLimitError
     monkeypatch.delenv("GRB_LICENSE_FILE", raising=False)
-    import backends.gurobi as g
+    import unrectify.backends.gurobi as g
     monkeypatch.setattr(g, "full_licence_configured", lambda: False)
     p = random_instance(60, (1, 2, 1))   # > 200 variables with a quadratic objective
     with pytest.raises(LicenseLimitError, match="licence allows 200"):

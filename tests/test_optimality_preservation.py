@@ -4,7 +4,7 @@ from pattern enumeration (tests/oracle.py)."""
 
 import pytest
 
-from formulations import random_instance
+from unrectify.formulations import random_instance
 from unrectify import solve
 from unrectify.verify import ATOL, RTOL
 

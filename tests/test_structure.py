@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from formulations import (BUILTIN, InputError, TrainingProblem, UnknownNameError, build_training_model,
+from unrectify.formulations import (BUILTIN, InputError, TrainingProblem, UnknownNameError, build_training_model,
                           get_encoding, random_instance)
 
 # rows and variables each encoding adds per hidden unit and sample
@@ -77,7 +77,7 @@ def test_bounds_contain_forward_pass(rng):
     B = p.weight_bound
     weights = [(rng.uniform(-B, B, (p.widths[l], p.widths[l - 1])), rng.uniform(-B, B, p.widths[l]))
                for l in range(1, p.n_layers + 1)]
-    from formulations import forward
+    from unrectify.formulations import forward
     zs, _ = forward(weights, p.X)
     for (lo, hi), z in zip(p.bounds(), zs):
         assert np.all(lo <= z + 1e-12) and np.all(z <= hi + 1e-12)
@@ -112,7 +112,7 @@ def test_unknown_names():
 def test_no_solver_imported_by_formulations():
     import subprocess
     import sys
-    code = ("import sys, formulations; from formulations import *; p = random_instance(3);"
+    code = ("import sys, formulations; from unrectify.formulations import *; p = random_instance(3);"
             "build_training_model(p, 'split', 'binary');"
             "bad = [m for m in ('pyomo', 'pyscipopt', 'gurobipy', 'cvxpy', 'highspy') if m in sys.modules];"
             "print(','.join(bad))")
@@ -121,7 +121,7 @@ def test_no_solver_imported_by_formulations():
 
 
 def test_user_encoding_registration():
-    from formulations import Encoding, register_encoding
+    from unrectify.formulations import Encoding, register_encoding
 
     @register_encoding
     class Hull(Encoding):

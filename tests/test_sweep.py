@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from formulations import InputError, UnknownNameError
+from unrectify.formulations import InputError, UnknownNameError
 from unrectify import sweep as S
 from unrectify.sweep import SweepError
 
@@ -129,7 +129,7 @@ def test_expansion_count_and_unique_keys(tmp_path):
 
 
 def test_alm_takes_the_relaxed_split_form_only():
-    pytest.importorskip("backends.alm")
+    pytest.importorskip("unrectify.backends.alm")
     spec = S.spec_from_dict({"encodings": ["split", "bigm"], "backends": ["auto", "alm"]})
     tasks = S.expand(spec)
     assert len(tasks) == 4 + 1
@@ -364,7 +364,7 @@ def test_failed_task_is_not_written_and_reruns(tmp_path, monkeypatch):
 
 
 def grace(limit):
-    from backends.base import grace_seconds
+    from unrectify.backends.base import grace_seconds
     return grace_seconds(limit)
 
 

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from formulations import InputError, TrainingProblem
+from unrectify.formulations import InputError, TrainingProblem
 from unrectify.fixed import invert, optimize_output
 from unrectify.torch_io import (
     fixed_network_from_torch,

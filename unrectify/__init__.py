@@ -8,13 +8,13 @@ Public API::
     sol.status, sol.objective, sol.bound, sol.certificate.forward_loss
 """
 
-from backends import available_backends, backend_names, get_backend
-from formulations import (BUILTIN, DOMAINS, Encoding, InputError, LicenseLimitError, Model,
+from unrectify.backends import available_backends, backend_names, get_backend
+from unrectify.formulations import (BUILTIN, DOMAINS, Encoding, InputError, LicenseLimitError, Model,
                           ModelClassError, SolverUnavailableError, TrainingProblem, UnknownNameError,
                           UnrectifyError, available_encodings, build_training_model, get_encoding,
                           random_instance, register_encoding)
 
-from formulations.fixed_weight import (FixedNetwork, build_bound_tightening_model, build_inversion_model,
+from unrectify.formulations.fixed_weight import (FixedNetwork, build_bound_tightening_model, build_inversion_model,
                                        build_output_bound_model)
 
 from .api import formulate, solve

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from backends import get_backend
-from formulations import InputError, TrainingProblem, build_training_model
-from formulations.builder import TrainingModel, symmetry_kinds
+from unrectify.backends import get_backend
+from unrectify.formulations import InputError, TrainingProblem, build_training_model
+from unrectify.formulations.builder import TrainingModel, symmetry_kinds
 
 from .routing import choose_backend, choose_training_route
 from .solution import Solution, certify, certify_split_iterate
@@ -77,7 +77,7 @@ def solve(
 def _solve_alm(problem: TrainingProblem, encoding: str, domain: str, time_limit: float | None,
                route: str | None, **options: Any) -> Solution:
     """Relaxed split form by the augmented Lagrangian method: status ``local``, never ``optimal``."""
-    from backends.alm import solve_alm
+    from unrectify.backends.alm import solve_alm
 
     if encoding != "split" or domain != "interval":
         raise InputError(f"the alm backend solves the relaxed split form only (encoding split, domain interval), "

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from formulations import BUILTIN, UnrectifyError, random_instance
+from unrectify.formulations import BUILTIN, UnrectifyError, random_instance
 
 #: the built-in default instance of `unrectify verify` (certifies in well under 2 minutes)
 DEFAULT_SAMPLES = 8
@@ -132,14 +132,14 @@ def cmd_verify(args) -> int:
         n = DEFAULT_SAMPLES if args.samples is None else args.samples
         problem = random_instance(n, widths, args.seed, args.loss, args.weight_bound)
         source = f"generated (samples={n}, seed={args.seed})"
-    from formulations import get_encoding
-    from backends import backend_names
+    from unrectify.formulations import get_encoding
+    from unrectify.backends import backend_names
     for e in args.encodings:
         get_encoding(e)
     from .verify import backend_list
     for b in backend_list(args.backend):
         if b not in ("auto", "alm") and b not in backend_names():
-            from backends import get_backend
+            from unrectify.backends import get_backend
             get_backend(b)  # raises the one-line unknown-backend error
     options = {}
     if "alm" in backend_list(args.backend) or args.restarts is not None:

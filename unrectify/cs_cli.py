@@ -29,8 +29,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_cs(args) -> int:
-    from cs_problems.errors import CSInputError
-    from cs_problems.experiment import parse_option, results_markdown, run_cs_experiment
+    from unrectify.cs.errors import CSInputError
+    from unrectify.cs.experiment import parse_option, results_markdown, run_cs_experiment
 
     try:
         ratios = [float(r) / 100.0 for r in args.ratios.split(",") if r.strip()]

@@ -1,6 +1,6 @@
 """Entry verbs for fixed-weight networks: ``optimize_output`` (verification) and ``invert``.
 
-Both formulate the problem solver-free (:mod:`formulations.fixed_weight`), pick a backend
+Both formulate the problem solver-free (:mod:`unrectify.formulations.fixed_weight`), pick a backend
 (``backend="auto"``: HiGHS for the linear ``bigm``/``binary`` models, SCIP for bilinear or
 quadratic ones; the reason is in ``FixedSolution.extra["route"]``), solve under a wall-clock
 guard and certify the answer in numpy: the model's constraint violation at the returned
@@ -11,7 +11,7 @@ caught by the same check.
 
 Example::
 
-    from formulations.fixed_weight import FixedNetwork
+    from unrectify.formulations.fixed_weight import FixedNetwork
     from unrectify.fixed import optimize_output, invert
     net = FixedNetwork([(W1, b1), (W2, b2)], input_lo=0.0, input_hi=1.0)
     sol = optimize_output(net, 0, "max")          # exact max of output 0 over the box
@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from backends import get_backend
-from formulations.encodings import Encoding
-from formulations.errors import InputError
-from formulations.fixed_weight import (
+from unrectify.backends import get_backend
+from unrectify.formulations.encodings import Encoding
+from unrectify.formulations.errors import InputError
+from unrectify.formulations.fixed_weight import (
     FixedNetwork,
     FixedWeightModel,
     build_bound_tightening_model,
@@ -157,7 +157,7 @@ def tighten_bounds(net: FixedNetwork, start: str = "crown", backend: str = "high
 
     For layers ``2..L`` every unit is maximised and minimised over the relaxation of the network
     truncated after that layer, using the bounds already tightened for the layers before
-    (:func:`formulations.fixed_weight.build_bound_tightening_model`; with ``bigm``/``interval``
+    (:func:`unrectify.formulations.fixed_weight.build_bound_tightening_model`; with ``bigm``/``interval``
     one LP per layer, split into chunks of at most ``max_nonzeros`` nonzeros).  Each optimum is
     loosened by ``OBBT_SLACK * max(1, |v|)`` and intersected with the previous bound, so the
     result is never looser than ``start``; a chunk that is not solved to optimality in
@@ -206,7 +206,7 @@ def optimize_output(net: FixedNetwork, output_index: int | Sequence[int] = 0, se
     list ``[(L_1, U_1), ...]``;
     ``guard`` runs the solver under a forked wall-clock guard; a sequence of output indices
     gives one independent row each.  See
-    :func:`formulations.fixed_weight.build_output_bound_model` for the mathematics.
+    :func:`unrectify.formulations.fixed_weight.build_output_bound_model` for the mathematics.
     """
     t0 = time.perf_counter()
     fm = build_output_bound_model(net, output_index, sense, encoding, domain, _resolve(net, bounds, backend, time_limit))
@@ -218,7 +218,7 @@ def invert(net: FixedNetwork, target, norm: str = "l1", encoding: str | Encoding
            bounds: str = "interval", guard: bool = True, **backend_options: Any) -> FixedSolution:
     """The input in the box whose output is closest to ``target`` in ``norm`` (``l1``, squared
     ``l2`` or ``linf``); ``target`` ``(n_L,)`` or ``(B, n_L)`` (independent rows).  See
-    :func:`formulations.fixed_weight.build_inversion_model`."""
+    :func:`unrectify.formulations.fixed_weight.build_inversion_model`."""
     t0 = time.perf_counter()
     fm = build_inversion_model(net, target, norm, encoding, domain, _resolve(net, bounds, backend, time_limit))
     return solve_fixed(fm, backend, time_limit, guard, time.perf_counter() - t0, **backend_options)

@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 
-from formulations import InputError, TrainingProblem
+from unrectify.formulations import InputError, TrainingProblem
 
 
 def load_npz(path: str, names: tuple[str, ...] = ("X", "Y")) -> dict[str, np.ndarray]:

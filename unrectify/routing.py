@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from backends import available_backends, get_backend
-from formulations.errors import SolverUnavailableError
-from formulations.model import Model
+from unrectify.backends import available_backends, get_backend
+from unrectify.formulations.errors import SolverUnavailableError
+from unrectify.formulations.model import Model
 
 #: the exact route is taken up to this many binary / bilinear "hard" elements; larger
 #: instances go to the ALM solver when it is available (see docs/backends.md)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from formulations.builder import TrainingModel
+from unrectify.formulations.builder import TrainingModel
 
 #: tolerances used to call a run certified: the violation is absolute; the forward-pass loss
 #: must equal the objective to AGREEMENT_RTOL relative, with AGREEMENT_ATOL for optima near 0
@@ -109,7 +109,7 @@ def certify_split_iterate(problem, weights, hidden: list[dict[str, np.ndarray]],
     ``|Z - (X_prev W^T + b)|``, ``|X - D Z|``, ``max(-D Z, 0)``, ``max((1 - D) Z, 0)``, the bounds
     ``0 <= D <= 1`` and the weight box; the objective is the loss of ``output``.
     """
-    from formulations.problem import loss_value
+    from unrectify.formulations.problem import loss_value
 
     viol = 0.0
     prev = problem.X

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from formulations.errors import InputError, SolverUnavailableError, UnknownNameError, UnrectifyError
+from unrectify.formulations.errors import InputError, SolverUnavailableError, UnknownNameError, UnrectifyError
 
 #: version tag hashed into every task key; change it when a task's meaning changes
 TASK_KIND = "solve-random-instance/1"
@@ -140,7 +140,7 @@ class SweepSpec:
 
     def skipped_forms(self) -> list[tuple[str, str]]:
         """(encoding, domain) pairs of the grid that the encoding does not have (left out)."""
-        from formulations import get_encoding
+        from unrectify.formulations import get_encoding
         return [(e, d) for e in self.encodings for d in self.domains if d not in get_encoding(e).domains]
 
     def skipped(self) -> list[str]:
@@ -153,7 +153,7 @@ class SweepSpec:
 
 
 def _forms(spec: SweepSpec) -> list[tuple[str, str]]:
-    from formulations import get_encoding
+    from unrectify.formulations import get_encoding
     return [(e, d) for e in spec.encodings for d in spec.domains if d in get_encoding(e).domains]
 
 
@@ -165,7 +165,7 @@ def _backend_takes(backend: str, encoding: str, domain: str) -> bool:
 def _alm_installed() -> bool:
     import importlib.util
     try:
-        return importlib.util.find_spec("backends.alm") is not None
+        return importlib.util.find_spec("unrectify.backends.alm") is not None
     except (ImportError, ValueError):
         return False
 
@@ -238,9 +238,9 @@ def _unique(items: Iterable) -> list:
 
 def spec_from_dict(data: dict, path: str | None = None) -> SweepSpec:
     """Validate a parsed spec (the TOML document as a dict); errors name the key and value."""
-    from backends import backend_names, get_backend
-    from formulations import DOMAINS, LOSSES, available_encodings
-    from formulations.builder import symmetry_kinds
+    from unrectify.backends import backend_names, get_backend
+    from unrectify.formulations import DOMAINS, LOSSES, available_encodings
+    from unrectify.formulations.builder import symmetry_kinds
 
     where = _where(path)
     if not isinstance(data, dict):
@@ -307,9 +307,9 @@ def _check_capabilities(spec: SweepSpec, where: str) -> None:
     """Before anything runs: every instance kind passes the problem's validation, and an
     explicit exact backend handles every model class of the grid (built on a 2-sample instance;
     the class does not depend on the sample count or the widths, only on the depth)."""
-    from backends import get_backend
-    from formulations import build_training_model, random_instance
-    from formulations import random_instance as instance
+    from unrectify.backends import get_backend
+    from unrectify.formulations import build_training_model, random_instance
+    from unrectify.formulations import random_instance as instance
 
     for widths in spec.widths:           # the problem's own validation, once per instance kind
         for loss in spec.loss:
@@ -400,7 +400,7 @@ def run_task(params: dict) -> dict:
     result with status ``error``; anything else propagates, is not written and is retried by a
     rerun.  A solve stopped by Ctrl-C raises :class:`TaskInterrupted` (never written).
     """
-    from formulations import random_instance
+    from unrectify.formulations import random_instance
 
     from .api import solve
 
@@ -433,7 +433,7 @@ def _worker_info() -> dict:
 
 def _solver_backends(tasks: Sequence[Task]) -> list[str]:
     """The backends the tasks will use (``auto`` resolved on a 2-sample instance; best effort)."""
-    from formulations import build_training_model, random_instance
+    from unrectify.formulations import build_training_model, random_instance
 
     from .routing import choose_backend
 
@@ -461,7 +461,7 @@ def _prepare_worker(ignore_sigint: bool, backends: Sequence[str] = ()) -> bool:
     cluster; a solve in flight stops, and is never written)."""
     if ignore_sigint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from backends import get_backend
+    from unrectify.backends import get_backend
     for name in backends:
         try:
             get_backend(name).preload()

@@ -5,7 +5,7 @@ Only plain fully connected ReLU networks map to the project's weights format
 output): a ``Sequential`` of ``Linear, ReLU, Linear, ReLU, ..., Linear`` (nested
 ``Sequential`` containers are flattened).  Any other layer, a missing ReLU between two
 ``Linear`` layers or a ReLU after the last ``Linear`` is refused with a one-line
-:class:`~formulations.errors.InputError` naming the layer.  torch is imported on first use;
+:class:`~unrectify.formulations.errors.InputError` naming the layer.  torch is imported on first use;
 without it a one-line :class:`TorchUnavailableError` (an ``ImportError``) says how to install it.
 Weights are copied to float64 numpy arrays (exact for float32 models).
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from formulations.errors import InputError, UnrectifyError
-from formulations.fixed_weight import FixedNetwork
-from formulations.problem import TrainingProblem
+from unrectify.formulations.errors import InputError, UnrectifyError
+from unrectify.formulations.fixed_weight import FixedNetwork
+from unrectify.formulations.problem import TrainingProblem
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
@@ -128,7 +128,7 @@ def problem_from_torch(seq, X, Y, loss: str = "mse", weight_bound: float | None 
 
 
 def fixed_network_from_torch(seq, input_lo=0.0, input_hi=1.0) -> FixedNetwork:
-    """A :class:`~formulations.fixed_weight.FixedNetwork` of ``seq`` on the box ``[input_lo, input_hi]``."""
+    """A :class:`~unrectify.formulations.fixed_weight.FixedNetwork` of ``seq`` on the box ``[input_lo, input_hi]``."""
     return FixedNetwork(from_torch(seq), input_lo, input_hi)
 
 

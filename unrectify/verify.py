@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from formulations import BUILTIN, TrainingProblem, build_training_model, get_encoding
+from unrectify.formulations import BUILTIN, TrainingProblem, build_training_model, get_encoding
 
 from .api import solve
 from .solution import Solution
@@ -183,7 +183,7 @@ def judge(encoding: str, binary: Solution | None, interval: Solution | None, ref
 def preflight(problem: TrainingProblem, encodings, backends: Sequence[str], symmetry_breaking, **options) -> None:
     """Build every model and check it against its backend (capabilities, licence) before any
     solve starts, so a bad combination fails at once with a one-line error."""
-    from backends import get_backend
+    from unrectify.backends import get_backend
 
     from .api import ALM_OPTIONS
     from .routing import choose_backend, choose_training_route
@@ -205,7 +205,7 @@ def backend_list(backend: str | Sequence[str]) -> list[str]:
     names = [b.strip() for b in backend.split(",")] if isinstance(backend, str) else [str(b) for b in backend]
     names = [b for b in names if b]
     if not names:
-        from formulations import InputError
+        from unrectify.formulations import InputError
         raise InputError("no backend given")
     return names
 
@@ -246,7 +246,7 @@ def verify(
     one, the ALM solver takes the relaxed split form only, and its local solution is compared
     with the certified optimum in a verdict of its own.
     """
-    from formulations.builder import symmetry_kinds
+    from unrectify.formulations.builder import symmetry_kinds
 
     encs = [get_encoding(e) for e in encodings]   # unknown names fail before any solve
     backends = backend_list(backend)

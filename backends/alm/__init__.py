@@ -1,8 +1,8 @@
-"""Augmented Lagrangian solver for the relaxed split form (numpy, vectorised; DESIGN.md section 2).
+"""Augmented Lagrangian solver for the relaxed split form (numpy, vectorised; docs/alm.md, docs/theory.md).
 
 Entry point::
 
-    from backends.alm import solve_alm
+    from unrectify.backends.alm import solve_alm
     res = solve_alm(problem, restarts=10, seed=0, time_limit=60, progress=True)
     res.status, res.forward_loss, res.max_violation, res.weights
 

@@ -1,7 +1,7 @@
 """Block updates of the augmented Lagrangian: each one exactly minimises ``L`` over one block
 with the others fixed (so none increases ``L``), vectorised as GEMMs and elementwise passes.
 
-Notation of :mod:`backends.alm.state`; ``U_k = mu Lam_k``, ``A_l = X_{l-1} W_l^T + 1 b_l^T``.
+Notation of :mod:`unrectify.backends.alm.state`; ``U_k = mu Lam_k``, ``A_l = X_{l-1} W_l^T + 1 b_l^T``.
 Up to the constant factor ``1/(2 mu)`` the penalty part of ``L`` is ``sum_k ||C_k + U_k||^2``:
 
 * weights ``(W_l, b_l)``: ``min ||[X_{l-1}, 1] Theta - (Z_l + U1_l)||^2`` over the box, i.e.

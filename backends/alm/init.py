@@ -1,7 +1,7 @@
 """Starting weights: kinks inside the data range, stratified and pattern-diverse restarts,
 and perturbations ("hops") of an incumbent.
 
-Why: the ALM largely keeps the activation pattern it starts from (DESIGN.md section 2), so
+Why: the ALM largely keeps the activation pattern it starts from (docs/alm.md), so
 where each hidden unit's kink ``w.x + b = 0`` sits relative to the data decides which local
 solution a restart reaches.  Dead and always-active units are the main failure, hence every
 start puts each kink at a data quantile of the unit's projection.
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from formulations.problem import TrainingProblem
+from unrectify.formulations.problem import TrainingProblem
 
 from .boxls import box_qp
 from .state import augmented_gram

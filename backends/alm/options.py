@@ -1,6 +1,6 @@
 """Tunable parameters of the ALM solver, with their defaults and validation.
 
-The defaults follow the prototype measurements in DESIGN.md section 2: a loose start
+The defaults follow the measurements in docs/alm.md: a loose start
 (``mu0 = 10``), slow tightening (``mu *= 0.5`` after a failed outer step), many inner sweeps,
 and starts from the forward pass of weights whose kinks lie inside the data range.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from formulations.errors import InputError
+from unrectify.formulations.errors import InputError
 
 DTYPES = ("float64", "float32")
 STRATEGIES = ("random", "diverse", "hop")
@@ -18,7 +18,7 @@ STRATEGIES = ("random", "diverse", "hop")
 
 @dataclass
 class ALMOptions:
-    """Every knob of :func:`backends.alm.solve_alm` (passed there as keyword arguments).
+    """Every knob of :func:`unrectify.backends.alm.solve_alm` (passed there as keyword arguments).
 
     Outer loop (Conn-Gould-Toint style; ``mu`` is the penalty *weight* ``1/rho``, smaller is
     stricter):
@@ -37,7 +37,7 @@ class ALMOptions:
     (checked every ``check_every`` sweeps), the relative decrease of L over ``check_every``
     sweeps falls below ``stall_rtol``, or ``max_inner`` sweeps.
 
-    Polish (:mod:`backends.alm.polish`): with ``polish`` the ALM phase of a restart ends as soon
+    Polish (:mod:`unrectify.backends.alm.polish`): with ``polish`` the ALM phase of a restart ends as soon
     as ``||C||_inf <= polish_at``, and every restart ends with at most ``polish_iters`` iterations
     of SLSQP (networks with at most ``polish_max_weights`` weights; pre-activations within
     ``polish_deg * ||C||_inf`` of 0 are held at 0) or L-BFGS-B (larger ones) on the forward loss
@@ -46,10 +46,10 @@ class ALMOptions:
     until its own tolerances are met.  A restart stopped by the time limit is not polished; the
     polish itself stops at the time limit.  Networks with at most ``polish_max_weights`` weights also
     get up to ``pattern_moves`` moves of a local search over activation patterns
-    (:mod:`backends.alm.patterns`: one sample moved across one kink, the pattern program solved
+    (:mod:`unrectify.backends.alm.patterns`: one sample moved across one kink, the pattern program solved
     by SLSQP, first improvement accepted) before the final refinement; 0 disables it.
 
-    Restarts (:mod:`backends.alm.init`): ``strategy`` picks the starts: ``"random"``
+    Restarts (:mod:`unrectify.backends.alm.init`): ``strategy`` picks the starts: ``"random"``
     (independent kink-in-data starts), ``"diverse"`` (kink quantiles stratified across restarts,
     first-layer orientation classes cycled across restarts, and among ``candidates`` starts the
     first whose activation pattern was not visited yet), ``"hop"`` (``"diverse"`` for the first

@@ -11,7 +11,7 @@ Outer iteration k, with penalty ``mu``, feasibility target ``eta`` and inner tar
    reset ``eta``, ``omega`` from the new ``mu``.
 
 With ``polish`` the loop also stops (reason ``"polish"``) once ``||C||_inf <= polish_at``; the
-caller then refines the weights (:mod:`backends.alm.polish`).
+caller then refines the weights (:mod:`unrectify.backends.alm.polish`).
 
 Every outer iteration appends a history record and calls ``callback(record)``; a callback
 returning True stops the run (reason ``"callback"``).
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from formulations.problem import TrainingProblem
+from unrectify.formulations.problem import TrainingProblem
 
 from .blocks import sweep
 from .options import ALMOptions

@@ -1,4 +1,4 @@
-"""The result object of :func:`backends.alm.solve_alm`."""
+"""The result object of :func:`unrectify.backends.alm.solve_alm`."""
 
 from __future__ import annotations
 

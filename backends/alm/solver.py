@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from formulations.errors import InputError
-from formulations.problem import TrainingProblem
+from unrectify.formulations.errors import InputError
+from unrectify.formulations.problem import TrainingProblem
 
 from .init import (
     first_layer_pattern,
@@ -51,7 +51,7 @@ def solve_alm(
     """Train ``problem`` by the augmented Lagrangian method on the relaxed split form.
 
     Each restart starts from the feasible forward-pass iterate of its start weights (D in {0, 1},
-    zero multipliers) and runs the outer loop of :mod:`backends.alm.outer`.  The best restart by
+    zero multipliers) and runs the outer loop of :mod:`unrectify.backends.alm.outer`.  The best restart by
     ReLU forward-pass loss of its weights is returned (every restart's loss is in
     ``restart_losses``).  ``restarts`` total ALM runs; the first starts from ``init`` when given
     (weights outside the box are clipped into it), the others as ``strategy`` says (default
@@ -189,7 +189,7 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
 def _polish(ctx, problem: TrainingProblem, opts: ALMOptions, st, out, history: list[dict], r: int, t0: float,
             deadline: float | None, monitor: Callable[[int, list, float], Any] | None = None):
     """Refine the weights of a finished ALM phase on their pattern, search neighbouring patterns
-    (small networks), and switch to the KKT forward-pass iterate (:mod:`backends.alm.polish`)
+    (small networks), and switch to the KKT forward-pass iterate (:mod:`unrectify.backends.alm.polish`)
     unless that is worse and not converged; the reason becomes ``converged`` or ``polish_iters``."""
     # entries held at z = 0: those within polish_deg * violation of 0 (capped, for an ALM phase
     # that ended before reaching polish_at, so that a rough iterate does not pin many kinks)

@@ -1,6 +1,6 @@
 """ALM iterate: variables, multipliers, and the functions evaluated on them.
 
-Relaxed split form (DESIGN.md section 2). Layers ``l = 1..L``, ``X_0`` = data; hidden layers
+Relaxed split form (docs/theory.md). Layers ``l = 1..L``, ``X_0`` = data; hidden layers
 ``l < L`` carry ``Z, X, D, P, Q`` (each ``N x n_l``), the output layer carries ``Z_L``::
 
     C1_l = Z_l - (X_{l-1} W_l^T + 1 b_l^T)      (every layer)
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from formulations.problem import TrainingProblem
+from unrectify.formulations.problem import TrainingProblem
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 

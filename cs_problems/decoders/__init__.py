@@ -4,11 +4,11 @@ Registered names (:data:`DECODERS`): ``pinv``, ``linear``, ``l1``, ``tv``, ``omp
 
 Adding a decoder (e.g. the project's augmented-Lagrangian MLP trainer, name ``alm``):
 write ``cs_problems/decoders/alm.py`` with a subclass of
-:class:`~cs_problems.decoders.mlp.MLPDecoder` that implements ``_train(Y, S) -> weights``
+:class:`~unrectify.cs.decoders.mlp.MLPDecoder` that implements ``_train(Y, S) -> weights``
 (weights ``[(W1, b1), ...]``, ``W_l`` shaped ``(n_l, n_{l-1})``; reconstruction is then the
-shared numpy :func:`~cs_problems.decoders.mlp.mlp_forward`) and call
+shared numpy :func:`~unrectify.cs.decoders.mlp.mlp_forward`) and call
 ``register_decoder("alm", ALMDecoder)`` at import. Names in :data:`PLANNED_DECODERS`
-(``alm``, ``prior``) are imported from ``cs_problems.decoders.<name>`` on first use, so
+(``alm``, ``prior``) are imported from ``unrectify.cs.decoders.<name>`` on first use, so
 the module needs no edit here; any other module can also call ``register_decoder``.
 """
 

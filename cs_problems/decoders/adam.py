@@ -6,9 +6,9 @@ default; the same seeded split as the ALM decoder) that fraction of the pairs is
 the weights of the epoch with the lowest validation MSE are returned. Measurements are standardised
 per coordinate for training and the standardisation is folded into the first layer, so
 the returned weights act on raw measurements and reconstruction is the plain numpy
-:func:`~cs_problems.decoders.mlp.mlp_forward`. The output bias starts at the mean
+:func:`~unrectify.cs.decoders.mlp.mlp_forward`. The output bias starts at the mean
 training image. torch is imported when the decoder is constructed (never at package
-import); without torch construction raises :class:`~cs_problems.errors.CSDependencyError`.
+import); without torch construction raises :class:`~unrectify.cs.errors.CSDependencyError`.
 """
 
 from __future__ import annotations

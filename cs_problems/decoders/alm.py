@@ -2,9 +2,9 @@
 
 Training builds ``TrainingProblem(Y_std, S, (m, *hidden, n), loss="mse", weight_bound=None)``
 (no weight box: the decoder is a large unboxed problem) and calls
-:func:`backends.alm.solve_alm` with a wall-clock limit: a short ALM phase (``max_outer`` outer
+:func:`unrectify.backends.alm.solve_alm` with a wall-clock limit: a short ALM phase (``max_outer`` outer
 iterations of ``max_inner`` sweeps from a kink-in-data start) and then, with ``polish`` (the
-default), L-BFGS-B on the forward-pass loss (``backends.alm.polish``).
+default), L-BFGS-B on the forward-pass loss (``unrectify.backends.alm.polish``).
 Measured on digits (docs/alm.md): at this size the ALM phase alone does not reach a feasible
 point within a minute (its violation stalls near 0.1 and the forward loss rises), so the
 polish does most of the fitting; ``polish=False`` gives the pure ALM decoder.
@@ -24,7 +24,7 @@ full-batch float32 loss and gradient) against Adam's ~4 700 minibatch steps, and
 MSE is 1.6-2.6x Adam's (docs/cs_results.md).
 Measurements are standardised per coordinate for training and the standardisation is folded
 into the first layer, so the returned weights act on raw measurements (reconstruction is the
-shared numpy :func:`~cs_problems.decoders.mlp.mlp_forward`).
+shared numpy :func:`~unrectify.cs.decoders.mlp.mlp_forward`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class ALMDecoder(MLPDecoder):
     (seconds, default 30), ``max_outer`` (3), ``max_inner`` (5 sweeps), ``polish`` (True),
     ``validation`` (0: off; a fraction enables early stopping), ``check_every`` (10 polish iterations),
     ``patience`` (5 checks), ``restarts`` (1), ``dtype`` ("float32"), ``seed``, ``progress``,
-    ``alm_options`` (dict of further :func:`~backends.alm.solve_alm` options)."""
+    ``alm_options`` (dict of further :func:`~unrectify.backends.alm.solve_alm` options)."""
 
     name = "alm"
 
@@ -74,8 +74,8 @@ class ALMDecoder(MLPDecoder):
         self.result: Any = None  # the ALMResult of the last fit (history, violation, status)
 
     def _train(self, Y: np.ndarray, S: np.ndarray) -> Weights:
-        from backends.alm import solve_alm
-        from formulations.problem import TrainingProblem
+        from unrectify.backends.alm import solve_alm
+        from unrectify.formulations.problem import TrainingProblem
 
         Yt, St, Yv, Sv = validation_split(Y, S, self.validation, self.seed)
         mu = Yt.mean(axis=0)

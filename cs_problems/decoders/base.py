@@ -111,7 +111,7 @@ PLANNED_DECODERS: dict[str, str] = {
     "prior": "recovery with a trained ReLU generator as prior (MILP via the split encoding)",
 }
 """Names reserved for decoders written elsewhere. ``get_decoder(name)`` first tries to
-import ``cs_problems.decoders.<name>``, whose import must call :func:`register_decoder`."""
+import ``unrectify.cs.decoders.<name>``, whose import must call :func:`register_decoder`."""
 
 D = TypeVar("D", bound=type[Decoder])
 

@@ -14,7 +14,7 @@ coefficient matrix) with a geometric continuation on lambda during the first hal
 the iterations (lasso form, no box); ``solver="pdhg"`` solves the lasso form in analysis
 form ``min lambda ||A s||_1 + 1/2 ||Phi s - y||^2`` (``A = Psi^+``, equal to the synthesis
 form for orthonormal bases) with the box, by the vectorised Chambolle--Pock solver of
-:mod:`~cs_problems.decoders.primal_dual`; ``solver="cvxpy"`` solves one cvxpy problem per
+:mod:`~unrectify.cs.decoders.primal_dual`; ``solver="cvxpy"`` solves one cvxpy problem per
 batch of images over a ``(k, B)`` matrix variable (either form, box optional).
 Reconstructions ``Psi c`` are clipped to [0, 1].
 """

@@ -1,6 +1,6 @@
 """ReLU MLP decoders: the numpy forward pass shared by every MLP trainer (Adam, ALM, ...).
 
-Weights follow DESIGN.md section 1: a list ``[(W1, b1), ..., (WL, bL)]`` with ``W_l`` of
+Weights follow docs/theory.md ("The learning problem"): a list ``[(W1, b1), ..., (WL, bL)]`` with ``W_l`` of
 shape ``(n_l, n_{l-1})`` and ``b_l`` of shape ``(n_l,)``; hidden layers use ReLU, the last
 layer is affine::
 

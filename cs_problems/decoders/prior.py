@@ -1,6 +1,6 @@
 r"""Generator-prior decoder: recovery through a trained ReLU generator, solved exactly.
 
-Beyond the paper (DESIGN.md section 5).  ``fit`` trains a small autoencoder on the training
+Beyond the paper (docs/cs_results.md).  ``fit`` trains a small autoencoder on the training
 images ``S`` (the measurements are not needed): an encoder ``n -> ... -> k`` ending in a
 sigmoid, so every latent code lies in the box ``[0, 1]^k``, and a ReLU generator
 
@@ -12,7 +12,7 @@ trained together by Adam on the mean squared reconstruction error (torch, float3
     w* = argmin_{w in [0,1]^k} || Phi G(w) - y ||_1 .
 
 ``Phi G`` is itself a fixed-weight ReLU network (its last layer is ``(Phi W_L, Phi b_L)``), so
-the problem is the ``l1`` inversion of :mod:`formulations.fixed_weight`:
+the problem is the ``l1`` inversion of :mod:`unrectify.formulations.fixed_weight`:
 
 * ``solver="exact"``: a MILP (``encoding="bigm"``, binary activations, HiGHS by default) or the
   split form (``encoding="split"``, SCIP), one solve per image with ``time_limit`` seconds;
@@ -166,7 +166,7 @@ class PriorDecoder(Decoder):
 
         ``info`` has per-image ``status``, ``certified``, ``bound``, ``seconds`` and the count of
         certified images; an image without an incumbent falls back to the ``gd`` answer."""
-        from formulations.fixed_weight import FixedNetwork
+        from unrectify.formulations.fixed_weight import FixedNetwork
         from unrectify.fixed import invert
 
         Y = self._check_Y(Y)

@@ -5,7 +5,7 @@ For every image (all at once)::
     min_s  lam * TV(s) + 1/2 ||Phi s - y||_2^2   s.t.  0 <= s <= 1,
     TV(s) = sum |D_x s| + |D_y s|   (anisotropic, forward differences, Neumann boundary)
 
-solved by :func:`~cs_problems.decoders.primal_dual.primal_dual_l1` with ``K_a = [D_x; D_y]``
+solved by :func:`~unrectify.cs.decoders.primal_dual.primal_dual_l1` with ``K_a = [D_x; D_y]``
 (``||K_a||^2 <= 8``), started from the clipped pseudo-inverse solution.
 """
 

@@ -8,7 +8,7 @@ relaxation is exact (``tight``), with a one-line reason (``tight_note``).
 
 Registering a new encoding takes a few lines::
 
-    from formulations import Encoding, register_encoding
+    from unrectify.formulations import Encoding, register_encoding
 
     @register_encoding
     class Clipped(Encoding):
