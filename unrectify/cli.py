@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--backend", default="auto",
                    help="auto (default), scip, gurobi, highs, cvxpy, alm, or several: auto,alm")
     v.add_argument("--restarts", type=int, default=None, metavar="K",
-                   help="ALM restarts (best certified forward loss kept; default 10)")
+                   help="ALM restarts (best certified forward loss kept; default: the ALM backend's, 10)")
     v.add_argument("--time-limit", type=float, default=60.0, metavar="SEC", help="wall-clock seconds per solve")
     v.add_argument("--symmetry-breaking", nargs="?", const="all", default="all", metavar="KINDS",
                    help="added identically to every form: permutation (order hidden biases), scaling "
@@ -89,6 +89,12 @@ def print_report(report, out=sys.stdout) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)), file=out)
         if k == 0:
             print("  ".join("-" * w for w in widths), file=out)
+    routes = [(s, s.route) for s in report.runs if s.route and not s.global_solver]   # auto did not certify
+    if routes:
+        print(file=out)
+        print("routed away from certification (backend auto):", file=out)
+        for s, why in routes:
+            print(f"  {s.encoding}/{s.domain} -> {s.backend}: {why}", file=out)
     print(file=out)
     print("verdicts:", file=out)
     for v in report.verdicts:
@@ -133,19 +139,18 @@ def cmd_verify(args) -> int:
         problem = random_instance(n, widths, args.seed, args.loss, args.weight_bound)
         source = f"generated (samples={n}, seed={args.seed})"
     from unrectify.formulations import get_encoding
-    from unrectify.backends import backend_names
+    from unrectify.backends import backend_class
     for e in args.encodings:
         get_encoding(e)
     from .verify import backend_list
     for b in backend_list(args.backend):
-        if b not in ("auto", "alm") and b not in backend_names():
-            from unrectify.backends import get_backend
-            get_backend(b)  # raises the one-line unknown-backend error
+        if b != "auto":
+            backend_class(b)  # raises the one-line unknown-backend error
     options = {}
-    if "alm" in backend_list(args.backend) or args.restarts is not None:
-        if args.restarts is not None and args.restarts < 1:
+    if args.restarts is not None:   # the default is the backend's own (one place)
+        if args.restarts < 1:
             raise CLIError(f"--restarts must be a positive integer, got {args.restarts}")
-        options["restarts"] = 10 if args.restarts is None else args.restarts
+        options["restarts"] = args.restarts
     n_runs = sum(len(get_encoding(e).domains) for e in args.encodings) * len(backend_list(args.backend))
     bar = None
     if not args.no_progress:
