@@ -30,18 +30,26 @@ def layers(weights: Weights, X: np.ndarray, *, relu_output: bool = False,
            dtype: np.dtype | type | str | None = np.float64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(Z_l, A_l)`` for ``l = 1..L`` (see the module docstring).
 
-    ``dtype`` is the working precision (``None`` keeps that of ``X``); weights are cast to it
-    without a copy when they already have it.  ``A_l`` is a new array, never ``Z_l`` itself,
-    except for the affine output where ``A_L is Z_L``.
+    ``dtype`` is the working precision: ``X`` and the weights are cast to it (no copy when they
+    already have it); ``None`` casts nothing (numpy's type promotion decides, e.g. float32 data
+    with float32 weights stays float32).  ``A_l`` is a new array, never ``Z_l`` itself, except
+    for the affine output where ``A_L is Z_L``.
     """
     h = np.asarray(X) if dtype is None else np.asarray(X, dtype=dtype)
-    dt = h.dtype
     last = len(weights) - 1
     for l, (W, b) in enumerate(weights):
-        z = h @ np.asarray(W).astype(dt, copy=False).T
-        z += np.asarray(b).astype(dt, copy=False).reshape(-1)
+        W, b = np.asarray(W), np.asarray(b).reshape(-1)
+        if dtype is not None:
+            W, b = W.astype(dtype, copy=False), b.astype(dtype, copy=False)
+        z = h @ W.T
+        z = z + b if z.dtype != np.result_type(z, b) else _add_inplace(z, b)
         h = relu(z) if (l < last or relu_output) else z
         yield z, h
+
+
+def _add_inplace(z: np.ndarray, b: np.ndarray) -> np.ndarray:
+    z += b   # the bias in place: no second (N, n) array
+    return z
 
 
 def forward(weights: Weights, X: np.ndarray, *, relu_output: bool = False,
