@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unrectify.formulations.status import STATUSES
 from unrectify.formulations.errors import InputError, SolverUnavailableError, UnknownNameError, UnrectifyError
 
 #: version tag hashed into every task key; change it when a task's meaning changes
@@ -52,7 +53,7 @@ TASK_KIND = "solve-random-instance/1"
 RECORD_FORMAT = "unrectify-sweep/1"
 #: how long to try to reach an existing scheduler
 CONNECT_TIMEOUT = "10s"
-STATUS_ORDER = ("optimal", "time_limit", "infeasible", "local", "error")
+STATUS_ORDER = STATUSES   # the one status vocabulary (unrectify.formulations.status)
 #: grid keys (lists, or one value) and scalar keys of a spec file
 GRID_KEYS = ("seeds", "samples", "widths", "encodings", "domains", "backends", "loss", "weight_bound",
              "symmetry_breaking")
