@@ -7,15 +7,12 @@ import sys
 from typing import Sequence
 
 from unrectify.formulations import BUILTIN, UnrectifyError, random_instance
+from unrectify.formulations.errors import CLIError
 
 #: the built-in default instance of `unrectify verify` (certifies in well under 2 minutes)
 DEFAULT_SAMPLES = 8
 DEFAULT_SEED = 0
 DEFAULT_WIDTHS = "1,2,1"
-
-
-class CLIError(UnrectifyError, ValueError):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):

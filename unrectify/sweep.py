@@ -45,8 +45,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unrectify.formulations.errors import SolverUnavailableError, SweepError, UnknownNameError, UnrectifyError
 from unrectify.formulations.status import STATUSES
-from unrectify.formulations.errors import InputError, SolverUnavailableError, UnknownNameError, UnrectifyError
 
 #: version tag hashed into every task key; change it when a task's meaning changes
 TASK_KIND = "solve-random-instance/1"
@@ -66,10 +66,6 @@ REQUIRED = ("encodings",)
 #: largest task accepted: samples x (sum of all widths) (a typo such as "1,20000000,1" must not
 #: take a worker's memory)
 MAX_TASK_SIZE = 10 ** 7
-
-
-class SweepError(InputError):
-    """A bad sweep spec, results file, scheduler or option (one-line message)."""
 
 
 class SweepInterrupted(KeyboardInterrupt):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import fields
-from typing import Any
 
 from unrectify.formulations.certificate import certify_split_iterate
 from unrectify.formulations.errors import InputError
