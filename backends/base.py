@@ -109,6 +109,8 @@ class Backend:
     def supports(self, model: Model) -> str | None:
         """None if the model is within this backend's capabilities, else the reason it is not."""
         cap = self.capabilities
+        if cap.level != "model":
+            return f"backend {self.name!r} solves training problems, not built models"
         if model.n_integer and not cap.integer:
             return f"backend {self.name!r} does not handle integer variables"
         if (model.has_quadratic_constraints or not model.objective_is_convex) and not cap.nonconvex:
