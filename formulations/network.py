@@ -7,6 +7,10 @@ rows of ``X`` (``(N, n_0)``) through
     A_l = relu(Z_l) = max(Z_l, 0)  for the hidden layers l < L,
     A_L = Z_L                      (affine output; ``relu_output=True`` applies the ReLU too).
 
+With ``masks`` (a fixed activation pattern ``D_l``, one ``(N, n_l)`` 0/1 array per hidden layer)
+the hidden activations are ``A_l = D_l * Z_l``: the network linearised at that pattern, equal to
+the ReLU network wherever ``D_l = 1[Z_l > 0]``.
+
 Every forward pass in unrectify (the certificate, the ALM solver, the fixed-weight
 certificate, the compressed-sensing decoders) calls :func:`layers` or one of its two
 wrappers: :func:`forward` keeps every layer, :func:`predict` only the output (one layer's
@@ -27,7 +31,8 @@ def relu(z: np.ndarray) -> np.ndarray:
 
 
 def layers(weights: Weights, X: np.ndarray, *, relu_output: bool = False,
-           dtype: np.dtype | type | str | None = np.float64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+           dtype: np.dtype | type | str | None = np.float64,
+           masks: Sequence[np.ndarray] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(Z_l, A_l)`` for ``l = 1..L`` (see the module docstring).
 
     ``dtype`` is the working precision: ``X`` and the weights are cast to it (no copy when they
@@ -43,7 +48,10 @@ def layers(weights: Weights, X: np.ndarray, *, relu_output: bool = False,
             W, b = W.astype(dtype, copy=False), b.astype(dtype, copy=False)
         z = h @ W.T
         z = z + b if z.dtype != np.result_type(z, b) else _add_inplace(z, b)
-        h = relu(z) if (l < last or relu_output) else z
+        if l < last and masks is not None:
+            h = masks[l] * z
+        else:
+            h = relu(z) if (l < last or relu_output) else z
         yield z, h
 
 
@@ -53,11 +61,12 @@ def _add_inplace(z: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def forward(weights: Weights, X: np.ndarray, *, relu_output: bool = False,
-            dtype: np.dtype | type | str | None = np.float64) -> tuple[list[np.ndarray], list[np.ndarray]]:
+            dtype: np.dtype | type | str | None = np.float64,
+            masks: Sequence[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Pre-activations ``[Z_1..Z_L]`` and activations ``[A_1..A_L]`` of every layer."""
     zs: list[np.ndarray] = []
     acts: list[np.ndarray] = []
-    for z, a in layers(weights, X, relu_output=relu_output, dtype=dtype):
+    for z, a in layers(weights, X, relu_output=relu_output, dtype=dtype, masks=masks):
         zs.append(z)
         acts.append(a)
     return zs, acts
