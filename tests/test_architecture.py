@@ -141,13 +141,19 @@ def test_auto_routes_large_interval_form_to_alm_and_says_why():
 
 
 def test_no_box_routes_to_alm():
-    from unrectify import TrainingProblem, random_instance
+    from unrectify import InputError, TrainingProblem, random_instance
     from unrectify.routing import route
 
     q = random_instance(4, (1, 2, 1))
     p = TrainingProblem(q.X, q.Y, (1, 2, 1), weight_bound=None)
     r = route(p, "split", "interval")
     assert r.backend == "alm" and r.reason.startswith("split/interval form has no weight box")
+    # a box too wide for exact solvers: the interval form goes to the ALM, the binary form fails in one line
+    wide = random_instance(4, (1, 2, 1), weight_bound=1e9)
+    w = route(wide, "split", "interval")
+    assert w.backend == "alm" and "exceed" in w.reason and w.reason.endswith("routed to alm, not certified")
+    with pytest.raises(InputError, match="exceed"):
+        route(wide, "split", "binary")
 
 
 def test_auto_and_named_alm_run_with_the_same_defaults():

@@ -6,6 +6,12 @@ Public API::
     p = TrainingProblem(X, Y, widths=(1, 2, 1), loss="mse", weight_bound=2.0)
     sol = solve(p, encoding="split", domain="interval", backend="auto", time_limit=60)
     sol.status, sol.objective, sol.bound, sol.certificate.forward_loss
+    sol.certified, sol.route   # "optimal" only when certified; why auto chose the backend
+
+One chain for every backend: problem -> formulation (encoding, domain) -> backend
+(``unrectify.backends``, one registry with capability flags) -> certified :class:`Solution`.
+Layers: ``unrectify.formulations`` <- ``unrectify.backends`` <- this API <- the CLI; the CS
+application (``unrectify.cs``) is imported by the CLI only, never here.
 """
 
 from unrectify.backends import (Backend, Capabilities, Result, Solution, available_backends, backend_names,

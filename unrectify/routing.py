@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from unrectify.backends import available_backends, backend_class, get_backend
-from unrectify.formulations.errors import SolverUnavailableError
+from unrectify.formulations.errors import InputError, SolverUnavailableError
 from unrectify.formulations.model import Model
 from unrectify.formulations.problem import TrainingProblem
 
@@ -79,11 +79,17 @@ def route(problem: TrainingProblem, encoding: str, domain: str,
         why = f"{form} has no weight box (exact solvers need one)"
         exact = None
     else:
-        exact, reason = choose_backend(build_training_model(_probe(problem), encoding, domain, symmetry_breaking).model)
-        too_big = backend_class(exact).fits(*training_size(problem))
-        if too_big is None:
-            return Route(exact, reason, True)
-        why = f"{form} has {too_big} ({exact}'s limit for auto)"
+        try:
+            model = build_training_model(_probe(problem), encoding, domain, symmetry_breaking).model
+        except InputError as exc:   # e.g. bounds too wide for exact solvers: only a problem-level backend may do
+            model, exact, error = None, None, exc
+            why = f"{form}: {str(exc).splitlines()[0]}"
+        if model is not None:
+            exact, reason = choose_backend(model)
+            too_big = backend_class(exact).fits(*training_size(problem))
+            if too_big is None:
+                return Route(exact, reason, True)
+            why = f"{form} has {too_big} ({exact}'s limit for auto)"
     for name in available_backends():
         be = backend_class(name)
         if be.capabilities.level == "problem" and be.takes(problem, encoding, domain) is None:
@@ -91,6 +97,8 @@ def route(problem: TrainingProblem, encoding: str, domain: str,
             return Route(name, f"{why}: routed to {name}, {'certified' if certifies else 'not certified'}",
                          certifies)
     if exact is None:
+        if problem.weight_bound is not None:
+            raise error
         raise SolverUnavailableError(f"{why}, and no installed backend solves {form} without one")
     return Route(exact, f"{why}, but no other backend takes the {form}: solved by {exact} anyway", True)
 
