@@ -19,6 +19,8 @@ import pytest
 from unrectify.formulations import InputError, UnknownNameError
 from unrectify import sweep as S
 from unrectify.sweep import SweepError
+from unrectify.sweep import cluster as sweep_cluster
+from unrectify.sweep import task as sweep_task
 
 needs_dask = pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
                                 reason="dask[distributed] not installed")
@@ -227,7 +229,7 @@ def test_cmd_sweep_with_everything_done_starts_no_cluster(tmp_path, capsys, monk
     results = tmp_path / "r.jsonl"
     tasks = S.expand(S.load_sweep_spec(spec_path))
     results.write_text("".join(json.dumps(record(t.key, task=t.params())) + "\n" for t in tasks))
-    monkeypatch.setattr(S, "_connect", lambda *a, **k: pytest.fail("no cluster needed"))
+    monkeypatch.setattr(sweep_cluster, "connect", lambda *a, **k: pytest.fail("no cluster needed"))
     rc = S.cmd_sweep(Namespace(sweep=spec_path, scheduler=None, results=str(results), workers=None,
                                no_progress=True))
     out = capsys.readouterr().out
@@ -247,7 +249,7 @@ def test_cmd_sweep_option_errors(tmp_path):
 
 @needs_dask
 def test_unreachable_scheduler_is_a_one_line_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(S, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(sweep_cluster, "CONNECT_TIMEOUT", "1s")
     spec_path = write_spec(tmp_path, 'encodings = ["split"]\ndomains = ["interval"]\n')
     t0 = time.perf_counter()
     with pytest.raises(SweepError, match="cannot connect") as info:
@@ -353,12 +355,12 @@ def test_failed_task_is_not_written_and_reruns(tmp_path, monkeypatch):
 
     results = tmp_path / "r.jsonl"
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        monkeypatch.setattr(S, "run_task", flaky)
+        monkeypatch.setattr(sweep_task, "run_task", flaky)
         first = S.run_sweep(spec, results, scheduler=cluster.scheduler_address, progress=False)
         assert first.n_failed == 1 and first.n_ran == 2 and not first.complete
         assert "RuntimeError: worker trouble" in first.failures[0] and "failed" in first.table()
         assert bad not in S.load_results(results)
-        monkeypatch.setattr(S, "run_task", real)
+        monkeypatch.setattr(sweep_task, "run_task", real)
         second = S.run_sweep(spec, results, scheduler=cluster.scheduler_address, progress=False)
     assert second.complete and second.n_ran == 1 and second.n_skipped == 2
 
