@@ -90,10 +90,16 @@ def connect(scheduler: str | None, n_workers: int, backends: Sequence[str] = ())
         except Exception:
             pass
         return client, None
-    # worker processes under a nanny, *not daemonic*: the solve guard forks a child process
-    with dask.config.set({"distributed.worker.daemon": False}):
+    # worker processes under a nanny, *not daemonic*: the solve guard forks a child process.
+    # The setting stays on until close(): a nanny that restarts a dead worker reads it again.
+    config = dask.config.set({"distributed.worker.daemon": False})
+    try:
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
+    except BaseException:
+        config.__exit__(None, None, None)
+        raise
+    cluster._unrectify_config = config
     client = Client(cluster)
     try:
         client.run(prepare_worker, True, list(backends))
@@ -115,3 +121,6 @@ def close(client, cluster) -> None:
             obj.close(timeout=10) if obj is client else obj.close(timeout=20)
         except BaseException:   # closing after Ctrl-C must not hide the interrupt
             pass
+    config = getattr(cluster, "_unrectify_config", None)
+    if config is not None:
+        config.__exit__(None, None, None)

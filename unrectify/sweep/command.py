@@ -20,7 +20,7 @@ def cmd_sweep(args) -> int:
     """``unrectify verify --sweep SPEC.toml [--scheduler ADDRESS] [--results PATH] [--workers N]
     [--no-progress]``: run the grid, print the summary table.  Exit 0 when the grid is
     complete, 1 when it is not (tasks failed on a worker, or the spec's total time limit was
-    reached; a rerun resumes), 130 on Ctrl-C; bad input and a lost scheduler raise a one-line
+    reached; a rerun resumes), 130 on Ctrl-C, 143 on SIGTERM; bad input and a lost scheduler raise a one-line
     error (the CLI prints it and exits 2)."""
     spec_path = args.sweep
     scheduler = getattr(args, "scheduler", None)
@@ -42,10 +42,11 @@ def cmd_sweep(args) -> int:
         summary = run_sweep(spec, results, scheduler=scheduler, n_workers=workers,
                             progress=not getattr(args, "no_progress", False))
     except SweepInterrupted as exc:
-        print(exc.summary.table())
-        print(f"interrupted: {exc.summary.n_done} finished results are in {results}; run the same command again "
-              f"to resume")
-        return 130
+        s = exc.summary
+        print(s.table())
+        print(f"interrupted: {s.n_done} finished results are in {results}; {s.n_tasks - s.n_done} tasks not run "
+              f"(those in flight were stopped and not written); run the same command again to resume")
+        return 128 + exc.signum
     print(summary.table())
     if summary.timed_out:
         print(f"stopped at the total time limit ({spec.total_time_limit:g} s): run the same command again to resume")

@@ -24,12 +24,13 @@ class SchedulerLostError(UnrectifyError, ConnectionError):
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Raised by :func:`~unrectify.sweep.run_sweep` on Ctrl-C after the results file is
+    """Raised by :func:`~unrectify.sweep.run_sweep` on Ctrl-C or SIGTERM after the results file is
     closed; ``.summary`` holds the :class:`~unrectify.sweep.SweepSummary` of what is in the file."""
 
-    def __init__(self, summary: SweepSummary) -> None:
+    def __init__(self, summary: SweepSummary, signum: int = 2) -> None:
         super().__init__("sweep interrupted")
         self.summary = summary
+        self.signum = int(signum)   # SIGINT (Ctrl-C) or SIGTERM
 
 
 class TaskInterrupted(RuntimeError):

@@ -4,6 +4,8 @@ Ctrl-C, at the overall time limit, or when the scheduler goes away."""
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -21,6 +23,35 @@ POLL_SECONDS = 0.2
 KEY_PREFIX = "unrectify-sweep-"
 
 
+class StopRequest:
+    """While active (main thread only), SIGINT and SIGTERM set ``signum`` instead of raising
+    wherever the client happens to be (a ``KeyboardInterrupt`` inside Dask's client code can
+    be swallowed there); the run loop checks the flag between results.  A second Ctrl-C
+    raises ``KeyboardInterrupt`` at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    self._old[sig] = signal.signal(sig, self._handle)
+                except (ValueError, OSError):
+                    pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
 def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLike,
               scheduler: str | None = None, n_workers: int | None = None, progress: bool = True,
               on_result: Callable[[dict], None] | None = None) -> SweepSummary:
@@ -33,7 +64,8 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLi
 
     Stops early, after closing the cluster and with every finished result written:
 
-    * Ctrl-C: raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) with the summary;
+    * Ctrl-C or SIGTERM: raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) with the
+      summary and the signal number; tasks in flight are not written (a rerun runs them);
     * the spec's ``total_time_limit``: returns the summary with ``timed_out`` set (tasks in
       flight are cancelled and not written; a rerun runs them);
     * the scheduler goes away: raises :class:`SchedulerLostError` (one line) with the summary.
@@ -48,11 +80,12 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLi
     by_key = {t.key: t for t in tasks}
     failures: list[str] = []
     interrupted = timed_out = False
+    signum: int | None = None
     lost: str | None = None
     n_ran = 0
     client = cluster = None
     workers = None
-    with ResultsFile(results_path) as rf:
+    with ResultsFile(results_path) as rf, StopRequest() as stop:
         done_before = {k for k in by_key if k in rf.records}
         pending = [t for t in tasks if t.key not in done_before]
         bar = Progress(len(tasks), len(done_before), progress and bool(pending))
@@ -67,6 +100,8 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLi
                            for t in pending]
                 queue = as_completed(futures)
                 while not queue.is_empty():
+                    if stop.signum is not None:
+                        break
                     batch = queue.next_batch(block=False)
                     if not batch:
                         if deadline is not None and time.perf_counter() >= deadline:
@@ -96,18 +131,20 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLi
                     if lost:
                         break
         except KeyboardInterrupt:
-            interrupted = True
+            signum = signal.SIGINT
         finally:
             bar.close()
             _cluster.close(client, cluster)
         records = rf.records
+    signum = signum or stop.signum
+    interrupted = signum is not None
     summary = SweepSummary(
         results_path=str(results_path), n_tasks=len(tasks), n_done=sum(k in records for k in by_key),
         n_skipped=len(done_before), n_ran=n_ran, n_failed=len(failures), wall_seconds=time.perf_counter() - t0,
         rows=summarize(tasks, records), failures=failures, interrupted=interrupted, workers=workers,
         scheduler=scheduler, timed_out=timed_out)
     if interrupted:
-        raise SweepInterrupted(summary)
+        raise SweepInterrupted(summary, signum)
     if lost:
         raise SchedulerLostError(f"lost the Dask scheduler at {scheduler or 'the local cluster'} (client {lost}); "
                                  f"{summary.n_done}/{summary.n_tasks} results are in {results_path}; "
