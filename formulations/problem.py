@@ -190,20 +190,15 @@ class TrainingProblem:
 
     # -- numerics --------------------------------------------------------------
     def bounds(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Interval bounds ``lo <= Z_l <= hi`` (each ``(N, n_l)``) for every layer.
+        """Interval bounds ``lo <= Z_l <= hi`` (each ``(N, n_l)``) for every layer, by interval
+        arithmetic: a box layer gives ``|z_j| <= B (sum_k max|x_k| + 1)``, a frozen one the exact
+        image of the input interval under ``W``.
 
-        Hidden layers, by interval arithmetic: a box layer gives ``|z_j| <= B (sum_k max|x_k| + 1)``,
-        a frozen one the exact image of the input interval under ``W``.
-
-        The output layer (when it is trained) is also bounded by the loss, a bound that holds at
-        every optimum rather than at every feasible point.  ``W_L = 0, b_L = 0`` (or, under the
-        scaling constraint ``|v_j| = B``, ``W_{L-1} = 0, b_{L-1} = 0, b_L = 0``) is feasible and
-        predicts 0, so every optimum has loss ``<= L0 = loss(0, Y)``.  Hence for each output entry
-        ``|z_ij - y_ij| <= rho`` with ``rho^2 = N L0 = sum Y^2`` (mse: one squared residual is at most
-        their sum) or ``rho = N L0 = sum |Y|`` (mae).  Interval propagation alone grows as ``B^L``
-        (a 1-2-1 net with ``B = 1e6`` gives an output range of 4e12), which would refuse weight
-        boxes whose hidden-layer bounds are fine.  Hidden-layer bounds (the big-M and
-        complementarity constants) above :data:`MAX_BOUND` are refused."""
+        Hidden-layer bounds are the constants of the ReLU encodings (big-M, complementarity
+        boxes) and are refused above :data:`MAX_BOUND`.  The output layer has no ReLU: its bounds
+        are only the box of the residual variables, so they are checked for finiteness alone
+        (interval arithmetic grows them as ``B^L``: a 1-2-1 net with ``B = 1e6`` has hidden
+        bounds of 2e6 but an output range of 4e12)."""
         B = self.weight_bound
         if B is None:
             raise InputError("exact formulations need a finite weight bound B (weight_bound=None is for the ALM solver)")
@@ -220,13 +215,10 @@ class TrainingProblem:
                 r = B * (mag + 1.0)
                 zhi = np.broadcast_to(r, (self.n_samples, self.widths[l])).copy()
                 zlo = -zhi
-            if l == self.n_layers and l not in self.frozen:
-                rho = float(np.sqrt(np.einsum("ij,ij->", self.Y, self.Y))) if self.loss == "mse" \
-                    else float(np.abs(self.Y).sum())
-                zlo = np.maximum(zlo, self.Y - rho)   # both intervals contain 0: never empty
-                zhi = np.minimum(zhi, self.Y + rho)
-            if not (np.all(np.isfinite(zhi)) and np.abs(zhi).max() <= MAX_BOUND and np.abs(zlo).max() <= MAX_BOUND):
-                raise InputError(f"propagated bounds of layer {l} exceed {MAX_BOUND:g} (weight bound {B:g} is too large "
+            limit = MAX_BOUND if l < self.n_layers else MAX_DATA
+            if not (np.all(np.isfinite(zhi)) and np.all(np.isfinite(zlo))
+                    and np.abs(zhi).max() <= limit and np.abs(zlo).max() <= limit):
+                raise InputError(f"propagated bounds of layer {l} exceed {limit:g} (weight bound {B:g} is too large "
                                  "for exact solvers; lower --weight-bound or rescale the data)")
             out.append((zlo, zhi))
             lo, hi = relu(zlo), relu(zhi)

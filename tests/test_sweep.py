@@ -66,6 +66,16 @@ BAD_SPECS = [
     ('encodings = ["split"]\n[sweep]\nseeds = [1]\n', "unknown sweep key 'sweep'"),
     ('encodings = ["split"]\nbackends = ["highs"]\n', "backend 'highs' handles only"),
     ('encodings = ["bigm"]\nbackends = ["alm"]\n', "grid is empty"),
+    ('encodings = ["split"]\nseeds = [-1]\n', "'seeds'"),
+    ('encodings = ["split"]\nseeds = {a = 1}\n', "'seeds'"),
+    ('encodings = ["split"]\ntime_limit = 1e7\n', "'time_limit'"),
+    ('encodings = ["split"]\ntotal_time_limit = 0\n', "'total_time_limit'"),
+    ('encodings = ["split"]\ntotal_time_limit = "1h"\n', "'total_time_limit'"),
+    ('encodings = ["split"]\nname = ""\n', "'name'"),
+    ('encodings = ["split"]\nname = "a\\nb"\n', "'name'"),
+    ('encodings = ["split"]\nwidths = ["1,20000000,1"]\n', "'widths'"),
+    ('encodings = ["split"]\nseeds = [%s]\n' % ", ".join(map(str, range(400))) + 'samples = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128]\n', "more than"),
+    ('encodings = ["split"]\nweight_bound = 1e6\nwidths = ["1,2,2,1"]\n', "'weight_bound'"),
 ]
 
 
@@ -178,6 +188,24 @@ def test_truncated_last_line_is_ignored_and_repaired(tmp_path):
         rf.append(record("c"))
     lines = path.read_text().splitlines()
     assert [json.loads(l)["key"] for l in lines] == ["a", "b", "c"]
+
+
+def test_append_writes_a_key_once(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with S.ResultsFile(path) as rf:
+        assert rf.append(record("a", "optimal")) is True
+        assert rf.append(record("a", "error")) is False     # a second result of a task is dropped
+    assert [json.loads(l)["result"]["status"] for l in path.read_text().splitlines()] == ["optimal"]
+    with S.ResultsFile(path) as rf:                          # also across runs
+        assert rf.append(record("a", "error")) is False and rf.append(record("b")) is True
+    assert [json.loads(l)["key"] for l in path.read_text().splitlines()] == ["a", "b"]
+
+
+def test_total_time_limit_and_large_bound_accepted(tmp_path):
+    spec = S.load_sweep_spec(write_spec(tmp_path, 'encodings = ["split"]\ntotal_time_limit = 30\n'
+                                                  'weight_bound = 1e6\n'))
+    assert spec.total_time_limit == 30.0 and spec.weight_bound == [1e6]
+    assert S.load_sweep_spec(write_spec(tmp_path, 'encodings = ["split"]\n')).total_time_limit is None
 
 
 def test_corrupt_middle_line_is_an_error(tmp_path):
