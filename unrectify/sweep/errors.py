@@ -9,9 +9,11 @@ from unrectify.formulations.errors import InputError, UnrectifyError
 if TYPE_CHECKING:
     from .report import SweepSummary
 
-
-class SweepError(InputError):
-    """A bad sweep spec, results file, scheduler or option (one-line message)."""
+try:   # the one errors module, once it has the sweep's error (issue 14)
+    from unrectify.formulations.errors import SweepError
+except ImportError:
+    class SweepError(InputError):  # type: ignore[no-redef]
+        """A bad sweep spec, results file, scheduler or option (one-line message)."""
 
 
 class SchedulerLostError(UnrectifyError, ConnectionError):

@@ -69,9 +69,22 @@ def forms(spec: SweepSpec) -> list[tuple[str, str]]:
     return [(e, d) for e in spec.encodings for d in spec.domains if d in get_encoding(e).domains]
 
 
+def backend_skips(backend: str, encoding: str, domain: str) -> str | None:
+    """Why ``backend`` does not take ``encoding``/``domain`` (its capability flags), None if it does."""
+    if backend == "auto":
+        return None
+    import unrectify.backends as registry
+    if hasattr(registry, "backend_class"):    # backends with capability flags (issue 14)
+        return registry.backend_class(backend).takes(None, encoding, domain)
+    # until then: the ALM solver is the one backend with a structural limit
+    if backend == "alm" and (encoding, domain) != ("split", "interval"):
+        return "alm solves split/interval only"
+    return None
+
+
 def backend_takes(backend: str, encoding: str, domain: str) -> bool:
-    """Structural limits of a backend (the ALM solver: relaxed split form only)."""
-    return backend != "alm" or (encoding, domain) == ("split", "interval")
+    """Structural limits of a backend (e.g. the ALM solver: relaxed split form only)."""
+    return backend_skips(backend, encoding, domain) is None
 
 
 def n_grid_points(spec: SweepSpec) -> int:

@@ -10,7 +10,10 @@ from dataclasses import asdict, dataclass, field
 
 from .grid import Task
 
-STATUS_ORDER = ("optimal", "time_limit", "infeasible", "local", "error")
+try:   # the one status vocabulary (issue 14)
+    from unrectify.formulations.status import STATUSES as STATUS_ORDER
+except ImportError:
+    STATUS_ORDER = ("optimal", "time_limit", "infeasible", "local", "error")
 
 
 @dataclass

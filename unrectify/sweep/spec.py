@@ -18,7 +18,7 @@ from typing import Any
 from unrectify.formulations.errors import InputError, UnknownNameError
 
 from .errors import SweepError
-from .grid import backend_takes, expand, forms, n_grid_points, unique
+from .grid import backend_skips, expand, forms, n_grid_points, unique
 
 #: grid keys (lists, or one value) and scalar keys of a spec file
 GRID_KEYS = ("seeds", "samples", "widths", "encodings", "domains", "backends", "loss", "weight_bound",
@@ -69,8 +69,8 @@ class SweepSpec:
         """Every combination of the grid that :func:`expand` leaves out, with the reason."""
         out = [f"{e}/{d} (not a form of {e})" for e, d in self.skipped_forms()]
         for b in self.backends:
-            out += [f"{b} for {e}/{d} ({b} solves split/interval only)" for e, d in forms(self)
-                    if not backend_takes(b, e, d)]
+            out += [f"{b} for {e}/{d} ({backend_skips(b, e, d)})" for e, d in forms(self)
+                    if backend_skips(b, e, d) is not None]
         return out
 
 
@@ -157,12 +157,31 @@ def _symmetry(values: list, where: str) -> list[str]:
     return unique(out)
 
 
-def _alm_installed() -> bool:
-    import importlib.util
-    try:
-        return importlib.util.find_spec("unrectify.backends.alm") is not None
-    except (ImportError, ValueError):
-        return False
+def _backend_choices() -> list[str]:
+    from unrectify.backends import backend_names
+
+    names = ["auto", *backend_names()]
+    if "alm" not in names:   # until the ALM is a registered backend (issue 14)
+        import importlib.util
+        try:
+            if importlib.util.find_spec("unrectify.backends.alm") is not None:
+                names.append("alm")
+        except (ImportError, ValueError):
+            pass
+    return names
+
+
+def _model_backends(names: Sequence[str]) -> list[str]:
+    """The backends among ``names`` that take a built model (their model classes are checked)."""
+    import unrectify.backends as registry
+    out = []
+    for b in names:
+        if b == "auto" or b not in registry.backend_names():
+            continue
+        cls = registry.backend_class(b) if hasattr(registry, "backend_class") else None
+        if cls is None or getattr(cls.capabilities, "level", "model") == "model":
+            out.append(b)
+    return out
 
 
 def spec_from_dict(data: dict, path: str | None = None) -> SweepSpec:
@@ -194,7 +213,7 @@ def spec_from_dict(data: dict, path: str | None = None) -> SweepSpec:
                                     available_encodings(), where))
     kw["domains"] = unique(_names("domains", _as_list("domains", raw["domains"], where), DOMAINS, where))
     kw["backends"] = unique(_names("backends", _as_list("backends", raw["backends"], where),
-                                   ["auto", *backend_names(), *(["alm"] if _alm_installed() else [])], where))
+                                   _backend_choices(), where))
     for b in kw["backends"]:
         if b in backend_names():
             get_backend(b).require()   # SolverUnavailableError (one line) if its package is missing
@@ -233,10 +252,10 @@ def _check_instances(spec: SweepSpec, where: str) -> None:
     box gives finite bounds for the exact forms), and an explicit exact backend handles every
     model class of the grid (built on a 2-sample instance; the class does not depend on the
     sample count or the widths, only on the depth)."""
-    from unrectify.backends import backend_names, get_backend
+    from unrectify.backends import get_backend
     from unrectify.formulations import build_training_model, random_instance
 
-    exact_forms = any(b != "alm" for b in spec.backends)
+    exact_forms = bool(_model_backends(spec.backends)) or "auto" in spec.backends
     for widths in spec.widths:
         for loss in spec.loss:
             for B in spec.weight_bound:
@@ -247,7 +266,7 @@ def _check_instances(spec: SweepSpec, where: str) -> None:
                 except InputError as exc:
                     raise SweepError(f"sweep key 'weight_bound' = {B:g} with widths {','.join(map(str, widths))}: "
                                      f"{str(exc).splitlines()[0]}{where}") from None
-    exact = [b for b in spec.backends if b in backend_names()]
+    exact = _model_backends(spec.backends)
     if not exact:
         return
     for widths in spec.widths:
