@@ -156,8 +156,9 @@ def test_dying_scheduler_is_a_clean_one_line_error(tmp_path):
 
 
 def test_total_time_limit_stops_the_sweep(tmp_path):
-    """Tasks that each need more than the overall limit: the sweep returns within 10 s of
-    ``total_time_limit``, says so, writes nothing partial, and a rerun would resume."""
+    """Tasks that each need far more than the overall limit: the sweep returns within 10 s of
+    ``total_time_limit`` (or of the end of the cluster start, which cannot be cut short, if
+    that comes later on a loaded machine), says so, and writes nothing partial."""
     spec = write_spec(tmp_path, """
         seeds = [0, 1]
         samples = [10]
@@ -166,13 +167,16 @@ def test_total_time_limit_stops_the_sweep(tmp_path):
         domains = ["binary"]
         symmetry_breaking = "none"
         time_limit = 300
-        total_time_limit = 8
+        total_time_limit = 15
     """)
     results = tmp_path / "r.jsonl"
     t0 = time.perf_counter()
     summary = S.run_sweep(spec, results, n_workers=1, progress=False)
     elapsed = time.perf_counter() - t0
     assert summary.timed_out and not summary.complete and not summary.interrupted
-    assert elapsed < 8 + 10, f"returned {elapsed - 8:.1f} s after the total time limit"
+    late = elapsed - max(15.0, summary.startup_seconds)
+    print(f"\ntotal time limit 15 s: cluster start {summary.startup_seconds:.1f} s, returned after {elapsed:.1f} s "
+          f"({late:.1f} s late)")
+    assert late < 10, f"returned {late:.1f} s after the total time limit (cluster start {summary.startup_seconds:.1f} s)"
     assert "total time limit" in summary.table()
     assert lines_of(results) == [] if results.exists() else True

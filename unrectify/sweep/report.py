@@ -33,6 +33,7 @@ class SweepSummary:
     workers: int | None = None
     scheduler: str | None = None
     timed_out: bool = False         # stopped at the spec's total_time_limit
+    startup_seconds: float = 0.0    # starting or joining the cluster, part of wall_seconds
 
     @property
     def complete(self) -> bool:

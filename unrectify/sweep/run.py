@@ -83,6 +83,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLi
     signum: int | None = None
     lost: str | None = None
     n_ran = 0
+    startup = 0.0
     client = cluster = None
     workers = None
     with ResultsFile(results_path) as rf, StopRequest() as stop:
@@ -93,6 +94,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLi
             if pending:
                 workers = None if scheduler else min(n_workers or _cluster.default_workers(), len(pending))
                 client, cluster = _cluster.connect(scheduler, workers or 1, _cluster.solver_backends(pending))
+                startup = time.perf_counter() - t0
                 from dask.distributed import as_completed
 
                 # looked up at call time, so a patched run_task (tests, in-process clusters) is used
@@ -142,7 +144,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLi
         results_path=str(results_path), n_tasks=len(tasks), n_done=sum(k in records for k in by_key),
         n_skipped=len(done_before), n_ran=n_ran, n_failed=len(failures), wall_seconds=time.perf_counter() - t0,
         rows=summarize(tasks, records), failures=failures, interrupted=interrupted, workers=workers,
-        scheduler=scheduler, timed_out=timed_out)
+        scheduler=scheduler, timed_out=timed_out, startup_seconds=startup)
     if interrupted:
         raise SweepInterrupted(summary, signum)
     if lost:
