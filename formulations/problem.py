@@ -196,9 +196,9 @@ class TrainingProblem:
 
         Hidden-layer bounds are the constants of the ReLU encodings (big-M, complementarity
         boxes) and are refused above :data:`MAX_BOUND`.  The output layer has no ReLU: its bounds
-        are only the box of the residual variables, so they are checked for finiteness alone
-        (interval arithmetic grows them as ``B^L``: a 1-2-1 net with ``B = 1e6`` has hidden
-        bounds of 2e6 but an output range of 4e12)."""
+        are only the box of the residual variables, so they are only held below :data:`MAX_DATA`
+        (squared residuals stay finite).  Interval arithmetic grows them as ``B^L``: a 1-2-1 net
+        with ``B = 1e6`` has hidden bounds of 2e6 but an output range of 4e12."""
         B = self.weight_bound
         if B is None:
             raise InputError("exact formulations need a finite weight bound B (weight_bound=None is for the ALM solver)")

@@ -104,11 +104,11 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLi
                 while not queue.is_empty():
                     if stop.signum is not None:
                         break
+                    if deadline is not None and time.perf_counter() >= deadline:
+                        timed_out = True
+                        break
                     batch = queue.next_batch(block=False)
                     if not batch:
-                        if deadline is not None and time.perf_counter() >= deadline:
-                            timed_out = True
-                            break
                         if not _cluster.scheduler_alive(client):
                             lost = client.status
                             break
@@ -116,20 +116,29 @@ def run_sweep(spec: SweepSpec | str | os.PathLike, results_path: str | os.PathLi
                         continue
                     for fut in batch:
                         t = by_key[fut.key.removeprefix(KEY_PREFIX)]
+                        rec = None
                         if fut.status == "finished":
-                            rec = fut.result()
+                            try:
+                                rec = fut.result()
+                            except Exception as exc:   # e.g. the scheduler went away while gathering
+                                why = _cluster.one_line(exc)
+                        elif fut.status == "error":
+                            why = _cluster.one_line(fut.exception())
+                        else:
+                            why = fut.status
+                        fut.release()
+                        if rec is not None:
                             if rf.append(rec):
                                 n_ran += 1
                             bar.done(rec)
                             if on_result is not None:
                                 on_result(rec)
-                        elif fut.status == "cancelled" and not _cluster.scheduler_alive(client):
+                        elif not _cluster.scheduler_alive(client):
                             lost = client.status   # every future is cancelled when the scheduler is lost
+                            break
                         else:
-                            exc = fut.exception() if fut.status == "error" else None
-                            failures.append(f"{t.label()}: {_cluster.one_line(exc) if exc else fut.status}")
+                            failures.append(f"{t.label()}: {why}")
                             bar.failed()
-                        fut.release()
                     if lost:
                         break
         except KeyboardInterrupt:
