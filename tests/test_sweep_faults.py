@@ -120,7 +120,7 @@ while True:
 """
 
 
-def test_dying_scheduler_is_a_clean_one_line_error(tmp_path):
+def test_dying_scheduler_is_a_clean_one_line_error(tmp_path, capfd):
     """The scheduler process is SIGKILLed after the first stored result: run_sweep raises a
     one-line SchedulerLostError within seconds, the file holds whole records, and a rerun on
     another cluster completes the grid with every result once."""
@@ -146,6 +146,8 @@ def test_dying_scheduler_is_a_clean_one_line_error(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     msg = str(info.value)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err[-3000:]
     assert "\n" not in msg and "lost the Dask scheduler" in msg and "run again" in msg, msg
     assert waited < 20, f"{waited:.1f} s from the kill to the error"
     first = lines_of(results)

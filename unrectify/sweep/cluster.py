@@ -114,13 +114,27 @@ def scheduler_alive(client) -> bool:
 
 
 def close(client, cluster) -> None:
-    for obj in (client, cluster):
-        if obj is None:
-            continue
-        try:
-            obj.close(timeout=10) if obj is client else obj.close(timeout=20)
-        except BaseException:   # closing after Ctrl-C must not hide the interrupt
-            pass
+    """Close the client and (if we started it) the local cluster.  Dask's own log lines are
+    held back meanwhile: a client that lost its scheduler logs the traceback of its cancelled
+    reconnect attempt when it is closed, and the sweep has already said what happened."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("distributed", "distributed.utils", "distributed.client",
+                                              "distributed.comm", "distributed.core")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.CRITICAL + 1)
+    try:
+        for obj in (client, cluster):
+            if obj is None:
+                continue
+            try:
+                obj.close(timeout=10) if obj is client else obj.close(timeout=20)
+            except BaseException:   # closing after Ctrl-C must not hide the interrupt
+                pass
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
     config = getattr(cluster, "_unrectify_config", None)
     if config is not None:
         config.__exit__(None, None, None)
