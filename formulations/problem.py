@@ -174,7 +174,13 @@ class TrainingProblem:
     def bounds(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Interval bounds ``lo <= Z_l <= hi`` (each ``(N, n_l)``) for every layer, by interval
         arithmetic: a box layer gives ``|z_j| <= B (sum_k max|x_k| + 1)``, a frozen one the exact
-        image of the input interval under ``W``."""
+        image of the input interval under ``W``.
+
+        Hidden-layer bounds are the constants of the ReLU encodings (big-M, complementarity
+        boxes) and are refused above :data:`MAX_BOUND`.  The output layer has no ReLU: its bounds
+        are only the box of the residual variables, so they are only held below :data:`MAX_DATA`
+        (squared residuals stay finite).  Interval arithmetic grows them as ``B^L``: a 1-2-1 net
+        with ``B = 1e6`` has hidden bounds of 2e6 but an output range of 4e12."""
         B = self.weight_bound
         if B is None:
             raise InputError("exact formulations need a finite weight bound B (weight_bound=None is for the ALM solver)")
@@ -191,8 +197,10 @@ class TrainingProblem:
                 r = B * (mag + 1.0)
                 zhi = np.broadcast_to(r, (self.n_samples, self.widths[l])).copy()
                 zlo = -zhi
-            if not (np.all(np.isfinite(zhi)) and np.abs(zhi).max() <= MAX_BOUND and np.abs(zlo).max() <= MAX_BOUND):
-                raise InputError(f"propagated bounds of layer {l} exceed {MAX_BOUND:g} (weight bound {B:g} is too large "
+            limit = MAX_BOUND if l < self.n_layers else MAX_DATA
+            if not (np.all(np.isfinite(zhi)) and np.all(np.isfinite(zlo))
+                    and np.abs(zhi).max() <= limit and np.abs(zlo).max() <= limit):
+                raise InputError(f"propagated bounds of layer {l} exceed {limit:g} (weight bound {B:g} is too large "
                                  "for exact solvers; lower --weight-bound or rescale the data)")
             out.append((zlo, zhi))
             lo, hi = relu(zlo), relu(zhi)

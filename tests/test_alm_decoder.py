@@ -58,9 +58,12 @@ def test_early_stopping_on_validation_keeps_the_best_checked_weights():
     dec.fit(Y_tr, S_tr)
     hist = dec.validation_history
     assert len(hist) >= 1 and all(it % 2 == 0 for it, _ in hist)
-    # stopped by patience (not by the 20 s limit): the last `patience` checks did not improve
-    best = min(v for _, v in hist)
-    assert len(hist) <= 2 or all(v >= best for _, v in hist[-2:])
+    # stopped by patience (not by the 20 s limit): the check 3rd from the end was the last strict
+    # improvement, and the last `patience` = 2 checks did not beat it
+    vals = [v for _, v in hist]
+    best = min(vals)
+    assert len(vals) >= 3, vals
+    assert vals[-3] == best and all(v > best for v in vals[:-3]) and min(vals[-2:]) >= best, vals
     # the returned weights' validation MSE is the best one seen (or better: the final weights)
     _, _, Yv, Sv = validation_split(Y_tr, S_tr, 0.2, 0)
     v = float(np.mean((mlp_forward(dec.weights, Yv) - Sv) ** 2))

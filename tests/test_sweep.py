@@ -19,6 +19,8 @@ import pytest
 from unrectify.formulations import InputError, UnknownNameError
 from unrectify import sweep as S
 from unrectify.sweep import SweepError
+from unrectify.sweep import cluster as sweep_cluster
+from unrectify.sweep import task as sweep_task
 
 needs_dask = pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
                                 reason="dask[distributed] not installed")
@@ -64,6 +66,16 @@ BAD_SPECS = [
     ('encodings = ["split"]\n[sweep]\nseeds = [1]\n', "unknown sweep key 'sweep'"),
     ('encodings = ["split"]\nbackends = ["highs"]\n', "backend 'highs' handles only"),
     ('encodings = ["bigm"]\nbackends = ["alm"]\n', "grid is empty"),
+    ('encodings = ["split"]\nseeds = [-1]\n', "'seeds'"),
+    ('encodings = ["split"]\nseeds = {a = 1}\n', "'seeds'"),
+    ('encodings = ["split"]\ntime_limit = 1e7\n', "'time_limit'"),
+    ('encodings = ["split"]\ntotal_time_limit = 0\n', "'total_time_limit'"),
+    ('encodings = ["split"]\ntotal_time_limit = "1h"\n', "'total_time_limit'"),
+    ('encodings = ["split"]\nname = ""\n', "'name'"),
+    ('encodings = ["split"]\nname = "a\\nb"\n', "'name'"),
+    ('encodings = ["split"]\nwidths = ["1,20000000,1"]\n', "'widths'"),
+    ('encodings = ["split"]\nseeds = [%s]\n' % ", ".join(map(str, range(400))) + 'samples = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128]\n', "more than"),
+    ('encodings = ["split"]\nweight_bound = 1e6\nwidths = ["1,2,2,1"]\n', "'weight_bound'"),
 ]
 
 
@@ -178,6 +190,24 @@ def test_truncated_last_line_is_ignored_and_repaired(tmp_path):
     assert [json.loads(l)["key"] for l in lines] == ["a", "b", "c"]
 
 
+def test_append_writes_a_key_once(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with S.ResultsFile(path) as rf:
+        assert rf.append(record("a", "optimal")) is True
+        assert rf.append(record("a", "error")) is False     # a second result of a task is dropped
+    assert [json.loads(l)["result"]["status"] for l in path.read_text().splitlines()] == ["optimal"]
+    with S.ResultsFile(path) as rf:                          # also across runs
+        assert rf.append(record("a", "error")) is False and rf.append(record("b")) is True
+    assert [json.loads(l)["key"] for l in path.read_text().splitlines()] == ["a", "b"]
+
+
+def test_total_time_limit_and_large_bound_accepted(tmp_path):
+    spec = S.load_sweep_spec(write_spec(tmp_path, 'encodings = ["split"]\ntotal_time_limit = 30\n'
+                                                  'weight_bound = 1e6\n'))
+    assert spec.total_time_limit == 30.0 and spec.weight_bound == [1e6]
+    assert S.load_sweep_spec(write_spec(tmp_path, 'encodings = ["split"]\n')).total_time_limit is None
+
+
 def test_corrupt_middle_line_is_an_error(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps(record("a")) + "\nnot json\n" + json.dumps(record("b")) + "\n")
@@ -227,7 +257,7 @@ def test_cmd_sweep_with_everything_done_starts_no_cluster(tmp_path, capsys, monk
     results = tmp_path / "r.jsonl"
     tasks = S.expand(S.load_sweep_spec(spec_path))
     results.write_text("".join(json.dumps(record(t.key, task=t.params())) + "\n" for t in tasks))
-    monkeypatch.setattr(S, "_connect", lambda *a, **k: pytest.fail("no cluster needed"))
+    monkeypatch.setattr(sweep_cluster, "connect", lambda *a, **k: pytest.fail("no cluster needed"))
     rc = S.cmd_sweep(Namespace(sweep=spec_path, scheduler=None, results=str(results), workers=None,
                                no_progress=True))
     out = capsys.readouterr().out
@@ -247,7 +277,7 @@ def test_cmd_sweep_option_errors(tmp_path):
 
 @needs_dask
 def test_unreachable_scheduler_is_a_one_line_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(S, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(sweep_cluster, "CONNECT_TIMEOUT", "1s")
     spec_path = write_spec(tmp_path, 'encodings = ["split"]\ndomains = ["interval"]\n')
     t0 = time.perf_counter()
     with pytest.raises(SweepError, match="cannot connect") as info:
@@ -357,12 +387,12 @@ def test_failed_task_is_not_written_and_reruns(tmp_path, monkeypatch):
 
     results = tmp_path / "r.jsonl"
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        monkeypatch.setattr(S, "run_task", flaky)
+        monkeypatch.setattr(sweep_task, "run_task", flaky)
         first = S.run_sweep(spec, results, scheduler=cluster.scheduler_address, progress=False)
         assert first.n_failed == 1 and first.n_ran == 2 and not first.complete
         assert "RuntimeError: worker trouble" in first.failures[0] and "failed" in first.table()
         assert bad not in S.load_results(results)
-        monkeypatch.setattr(S, "run_task", real)
+        monkeypatch.setattr(sweep_task, "run_task", real)
         second = S.run_sweep(spec, results, scheduler=cluster.scheduler_address, progress=False)
     assert second.complete and second.n_ran == 1 and second.n_skipped == 2
 
