@@ -178,7 +178,54 @@ def results_markdown(records: Sequence[Mapping[str, Any]]) -> str:
         "reconstruction seconds per image / fit seconds",
         lambda r: f"{r['seconds_per_image']:.2e} / {r['train_seconds']:.2f}",
     )
+    out += _comparison_lines(ratios, methods, by)
     return "\n".join(out)
+
+
+TWINS: tuple[tuple[str, str], ...] = (
+    ("alm", "adam"), ("alm+lbfgs", "adam"), ("res-alm", "res-adam"), ("res-alm+lbfgs", "res-adam"),
+)
+"""(ALM-trained, Adam-trained) decoders with the same architecture, compared in results.md."""
+
+
+def _is_learned(method: str) -> bool:
+    try:
+        return bool(decoder_class(method).learned)
+    except CSInputError:
+        return False
+
+
+def _comparison_lines(ratios: Sequence[float], methods: Sequence[str], by: Mapping[Any, Any]) -> list[str]:
+    """Best learned decoder vs every classic one and the learned linear decoder; ALM vs Adam twins."""
+    learned = [m for m in methods if _is_learned(m) and m != "linear"]  # nonlinear learned and hybrids
+    classic = [m for m in methods if not _is_learned(m)]
+    twins = [(a, b) for a, b in TWINS if a in methods and b in methods]
+    if not learned or not (classic or "linear" in methods):
+        return []
+    head = "| ratio | best learned | best classic | linear | best learned >= classic and linear |"
+    lines = ["### Best nonlinear learned decoder against the classic and linear decoders (PSNR dB)", "", head,
+             "|---|---|---|---|---|"]
+    for ratio in ratios:
+        got = {m: by[(ratio, m)]["psnr"] for m in methods if (ratio, m) in by}
+        bl = max((m for m in learned if m in got), key=got.get, default=None)
+        bc = max((m for m in classic if m in got), key=got.get, default=None)
+        if bl is None:
+            continue
+        lin = got.get("linear")
+        ok = all(got[bl] >= got[m] for m in classic if m in got) and (lin is None or got[bl] >= lin)
+        lines.append(f"| {ratio:g} | {bl} {got[bl]:.2f} | "
+                     f"{'' if bc is None else f'{bc} {got[bc]:.2f}'} | {'' if lin is None else f'{lin:.2f}'} | "
+                     f"{'yes' if ok else 'no'} |")
+    lines.append("")
+    if twins:
+        lines += ["### ALM-trained minus Adam-trained twin (same architecture, PSNR dB)", "",
+                  "| ratio | " + " | ".join(f"{a} - {b}" for a, b in twins) + " |", "|---|" + "---|" * len(twins)]
+        for ratio in ratios:
+            cells = [f"{by[(ratio, a)]['psnr'] - by[(ratio, b)]['psnr']:+.2f}"
+                     if (ratio, a) in by and (ratio, b) in by else "" for a, b in twins]
+            lines.append(f"| {ratio:g} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def psnr_plot_png(records: Sequence[Mapping[str, Any]]) -> bytes:  # one data set per plot

@@ -143,3 +143,18 @@ def test_snr_noise_budget_and_block_cs_records(tmp_path: Path) -> None:
         run_cs_experiment("digits", [0.1], ["pinv"], out_dir=tmp_path / "x", progress=False, snr_db=float("nan"))
     with pytest.raises(CSInputError, match="block_cs"):
         run_cs_experiment("digits", [0.1], ["pinv"], out_dir=tmp_path / "x", progress=False, block_cs=True)
+
+
+def test_markdown_compares_best_learned_with_classic_and_twins() -> None:
+    from unrectify.cs.experiment import results_markdown
+
+    def rec(ratio, method, p):
+        return {"dataset": "digits", "ratio": ratio, "method": method, "psnr": p, "ssim": 0.5, "mse": 0.01,
+                "seconds_per_image": 0.0, "train_seconds": 1.0, "n_train": 10, "n_test": 5, "noise": 0.0}
+
+    recs = [rec(0.1, "tv", 20.0), rec(0.1, "linear", 21.0), rec(0.1, "res-adam", 22.0), rec(0.1, "res-alm", 21.5),
+            rec(0.5, "tv", 30.0), rec(0.5, "linear", 25.0), rec(0.5, "res-adam", 29.0), rec(0.5, "res-alm", 29.2)]
+    md = results_markdown(recs)
+    assert "| 0.1 | res-adam 22.00 | tv 20.00 | 21.00 | yes |" in md
+    assert "| 0.5 | res-alm 29.20 | tv 30.00 | 25.00 | no |" in md  # linear never counts as the best learned
+    assert "| 0.1 | -0.50 |" in md and "| 0.5 | +0.20 |" in md
