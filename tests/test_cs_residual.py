@@ -140,3 +140,20 @@ def test_blocks_round_trip_and_exact_block_cs() -> None:
     pinv = get_decoder("pinv", Phi, clip=False)
     rec = block_cs(img, lambda B: measure(B, Phi), pinv.reconstruct)
     np.testing.assert_allclose(rec, img, atol=1e-8)
+
+
+def test_tv_anchored_hybrid_picks_beta_on_held_out_pairs(digits) -> None:
+    pytest.importorskip("torch")
+    Phi, Y, S, Yt, St = digits
+    dec = get_decoder("tv+res-adam", Phi, inner_options={"hidden": (8,), "epochs": 2}, betas=(0.0, 0.1, 10.0),
+                      max_iter=50, validation=0.2).fit(Y, S)
+    assert dec.name == "tv+res-adam" and dec.inner_.name == "res-adam"
+    assert set(dec.validation_mse_) == {0.0, 0.1, 10.0}
+    assert dec.validation_mse_[dec.beta_] == min(dec.validation_mse_.values())
+    X0 = dec.inner_.reconstruct(Yt)
+    np.testing.assert_allclose(dec.reconstruct(Yt), np.clip(dec._tv.solve(Yt, S0=X0, anchor=X0, beta=dec.beta_), 0, 1))
+    # a huge anchor weight returns the learned estimate; beta = 0 is TV recovery
+    big = dec._tv.solve(Yt, S0=X0, anchor=X0, beta=1e8)
+    np.testing.assert_allclose(big, np.clip(X0, 0, 1), atol=1e-5)
+    with pytest.raises(CSInputError, match="learned"):
+        get_decoder("tv+res-adam", Phi, inner="tv")

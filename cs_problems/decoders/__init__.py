@@ -5,7 +5,8 @@ Decoders follow scikit-learn's estimator convention (``fit``, ``predict``/``deco
 Registered names (:data:`DECODERS`), in table order: classic ``pinv``, ``l1``, ``tv``, ``omp``;
 learned ``linear`` (ridge), ``adam``, ``alm`` (ALM alone), ``alm+lbfgs`` (ALM then L-BFGS-B),
 ``res-adam``, ``res-alm``, ``res-alm+lbfgs`` (ridge + ReLU residual network + measurement
-consistency, :mod:`.residual`); ``prior`` (generator prior) is imported on first use.
+consistency, :mod:`.residual`); named hybrids ``tv+res-adam``, ``tv+res-alm+lbfgs`` (TV anchored
+at the learned estimate, :mod:`.hybrid`); ``prior`` (generator prior) is imported on first use.
 
 Adding a decoder (e.g. another MLP trainer): write a module with a subclass of
 :class:`~unrectify.cs.decoders.mlp.MLPDecoder` that implements ``_train(Y, S) -> weights``
@@ -18,7 +19,7 @@ the module needs no edit here; any other module can also call ``register_decoder
 
 from __future__ import annotations
 
-from . import linear, l1, tv, omp, adam, alm, residual  # noqa: F401,I001  (import order = registry order)
+from . import linear, l1, tv, omp, adam, alm, residual, hybrid  # noqa: F401,I001  (import order = registry order)
 from .adam import AdamDecoder, train_mlp_adam
 from .alm import ALMDecoder, ALMLBFGSDecoder, train_mlp_alm
 from .base import (
@@ -33,6 +34,7 @@ from .base import (
     register_decoder,
 )
 from .bases import dct_basis, sparsifying_basis, wavelet_basis
+from .hybrid import TVAnchoredDecoder
 from .l1 import L1Decoder, cvxpy_l1, fista_lasso
 from .linear import LinearDecoder, PinvDecoder
 from .mlp import MLPDecoder, check_weights, layer_widths, mlp_forward
@@ -64,6 +66,7 @@ __all__ = [
     "ResidualALMLBFGSDecoder",
     "ResidualAdamDecoder",
     "ResidualDecoder",
+    "TVAnchoredDecoder",
     "TVDecoder",
     "available_decoders",
     "check_weights",
