@@ -13,11 +13,16 @@ per row; :func:`image_shape` gives the 2-D shape. Nothing is downloaded at run t
   setuptools no longer ships). ``train`` = train + validation (the standard 60 000),
   ``test`` = the standard 10 000; pixels are restored to bytes and divided by 255.
 * ``patches`` -- 33 x 33 grey patches of scikit-image's bundled images (``skimage.data``);
-  train and test images are disjoint (:data:`TRAIN_IMAGES`, :data:`TEST_IMAGES`). Train
-  patches use stride :data:`PATCH_STRIDE_TRAIN` (overlapping), test patches stride
-  :data:`PATCH_STRIDE_TEST` (non-overlapping tiles).
+  train and test images are disjoint. Test: the tiles (stride :data:`PATCH_STRIDE_TEST`,
+  non-overlapping) of :data:`TEST_IMAGES`. Train: every other image that ships with
+  scikit-image and loads offline (:data:`TRAIN_IMAGES`, 21 images; ``cat`` is the same picture
+  as ``chelsea`` and is not repeated; images that need the ``pooch`` download are not used),
+  overlapping patches at stride :data:`PATCH_STRIDE_TRAIN` (32 022 patches), each in its 8
+  flips/rotations (the dihedral group of the square): 256 176 training patches.
+  :func:`test_images` returns the whole test images (for block compressed sensing).
 
-``n_samples`` draws a seeded random subset (without replacement, kept in split order).
+``n_samples`` draws a seeded random subset (without replacement, kept in split order); for
+the augmented patch set only the drawn patches are materialised.
 """
 
 from __future__ import annotations
@@ -43,16 +48,12 @@ PATCH_SIZE = 33
 PATCH_STRIDE_TRAIN = 14
 PATCH_STRIDE_TEST = 33
 TRAIN_IMAGES: tuple[str, ...] = (
-    "camera",
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "brick",
-    "grass",
-    "gravel",
-    "moon",
+    "astronaut", "binary_blobs", "brick", "camera", "cell", "checkerboard", "chelsea", "coffee",
+    "colorwheel", "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo",
+    "microaneurysms", "moon", "retina", "rocket", "shepp_logan_phantom", "text",
 )
+N_TRANSFORMS = 8
+"""Dihedral augmentations of each training patch: ``k`` quarter turns, then a transpose if ``t``."""
 TEST_IMAGES: tuple[str, ...] = ("coins", "clock", "motorcycle", "page")
 
 _SHAPES: dict[str, tuple[int, int]] = {
@@ -145,6 +146,7 @@ def _skimage_image(name: str) -> np.ndarray:
 
     loaders: dict[str, Callable[[], np.ndarray]] = {
         "motorcycle": lambda: skimage.data.stereo_motorcycle()[0],
+        "binary_blobs": lambda: skimage.data.binary_blobs(rng=0),  # seeded: the default is random
     }
     loader = loaders.get(name) or getattr(skimage.data, name)
     return np.asarray(loader())
@@ -172,11 +174,49 @@ def extract_patches(img: np.ndarray, size: int, stride: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _patches(split: str) -> np.ndarray:
+def _base_patches(split: str) -> np.ndarray:
     names, stride = (
         (TRAIN_IMAGES, PATCH_STRIDE_TRAIN) if split == "train" else (TEST_IMAGES, PATCH_STRIDE_TEST)
     )
     return np.concatenate([extract_patches(grey_image(n), PATCH_SIZE, stride) for n in names])
+
+
+def dihedral(P: np.ndarray, size: int, k: np.ndarray) -> np.ndarray:
+    """Rows of ``P`` (``size x size`` patches) under transform ``k[i]`` in 0..7 (``k % 4`` quarter
+    turns, then a transpose when ``k >= 4``); one vectorised pass per transform."""
+    out = np.empty_like(P)
+    imgs = P.reshape(-1, size, size)
+    for t in range(N_TRANSFORMS):  # 8 transforms, each applied to all its rows at once
+        sel = np.flatnonzero(k == t)
+        if sel.size:
+            T = np.rot90(imgs[sel], t % 4, axes=(1, 2))
+            if t >= 4:
+                T = T.transpose(0, 2, 1)
+            out[sel] = T.reshape(sel.size, -1)
+    return out
+
+
+def _augmented_train_patches(idx: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` of the virtual augmented set: row ``j`` = base patch ``j // 8`` under ``j % 8``."""
+    base = _base_patches("train")
+    return dihedral(base[idx // N_TRANSFORMS], PATCH_SIZE, idx % N_TRANSFORMS)
+
+
+def _split_size(name: str, split: str) -> int:
+    if name == "patches" and split == "train":
+        return _base_patches("train").shape[0] * N_TRANSFORMS
+    return _LOADERS[name](split).shape[0]
+
+
+def _patches(split: str) -> np.ndarray:
+    if split == "train":
+        return _augmented_train_patches(np.arange(_split_size("patches", "train")))
+    return _base_patches("test")
+
+
+def test_images() -> dict[str, np.ndarray]:
+    """The whole grey test images of the ``patches`` set (float32 in [0, 1]), by name."""
+    return {name: grey_image(name) for name in TEST_IMAGES}
 
 
 # --------------------------------------------------------------------------- public
@@ -198,14 +238,17 @@ def load_dataset(
     _check_name(name)
     if split not in SPLITS:
         raise CSInputError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
-    X = _LOADERS[name](split)
+    if n_samples is not None:
+        if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples <= 0:
+            raise CSInputError(f"n_samples must be a positive integer, got {n_samples!r}")
+    total = _split_size(name, split)
     if n_samples is None:
-        return X.copy()
-    if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples <= 0:
-        raise CSInputError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if n_samples > X.shape[0]:
-        raise CSInputError(
-            f"requested {n_samples} {split} samples but {name!r} has only {X.shape[0]}"
-        )
-    idx = np.sort(np.random.default_rng(seed).choice(X.shape[0], int(n_samples), replace=False))
-    return X[idx]
+        X = _LOADERS[name](split)
+        fresh = name == "patches" and split == "train"  # built on every call; the others are cached
+        return X if fresh else X.copy()
+    if n_samples > total:
+        raise CSInputError(f"requested {n_samples} {split} samples but {name!r} has only {total}")
+    idx = np.sort(np.random.default_rng(seed).choice(total, int(n_samples), replace=False))
+    if name == "patches" and split == "train":
+        return _augmented_train_patches(idx)
+    return _LOADERS[name](split)[idx]

@@ -4,11 +4,23 @@ For each ratio ``r``: ``Phi = gaussian_operator(r, n, seed)``; train and test im
 measured (``Y = S Phi^T + noise``); every decoder is fitted on the TRAIN pairs and
 evaluated on the held-out TEST images only. One record per (ratio, method) holds the
 means over test images of PSNR (dB, capped at 100), SSIM and per-pixel MSE, plus the
-reconstruction seconds per test image and the fit seconds.
+reconstruction seconds per test image, the fit seconds, the training-set size ``n_train`` and
+the training budget ``budget_s`` (the decoder's ``time_limit``; None for closed-form and
+model-based decoders).
+
+Noise: ``noise`` is an absolute standard deviation; ``snr_db`` instead sets it from the
+measurement SNR, ``sigma = rms(Phi s over the training images) * 10^(-snr_db / 20)`` (the same
+sigma for train and test measurements at a ratio). ``budget`` (seconds) is passed as
+``time_limit`` to every decoder that takes one (a per-decoder, per-ratio cap on training).
+
+Block CS (``block_cs``, default on for ``patches``): every decoder fitted on 33 x 33 patches
+also reconstructs the whole test images block by block (:mod:`unrectify.cs.blocks`, same
+``Phi``); those records have ``dataset = "patches-block"`` and PSNR/SSIM on whole images.
 
 Outputs in ``out_dir`` (each written atomically: temp file, then ``os.replace``):
 ``results.json`` (list of records), ``results.md`` (markdown tables), ``psnr_vs_ratio.png``
-(one line per method) and ``grid_ratio{r:g}.png`` (test originals vs reconstructions).
+(one line per method; ``psnr_vs_ratio_block.png`` for block CS) and ``grid_ratio{r:g}.png``
+(test originals vs reconstructions).
 While the run is going, ``results.partial.json`` holds the records finished so far (a
 complete JSON file after every decoder, removed when ``results.json`` is written), so a
 long run that is stopped keeps its measured numbers.
@@ -32,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import image_shape, load_dataset
+from .blocks import block_cs as block_cs_image, image_metrics
+from .datasets import image_shape, load_dataset, test_images
 from .decoders import decoder_class, get_decoder, missing_requirements
 from .errors import CSDependencyError, CSInputError
 from .metrics import mean_metrics
@@ -47,7 +60,9 @@ GRID_IMAGES = 8
 
 RECORD_KEYS: tuple[str, ...] = (
     "dataset", "ratio", "method", "psnr", "ssim", "mse", "seconds_per_image", "train_seconds",
+    "fit_seconds", "n_train", "budget_s", "snr_db",
 )
+BLOCK_SUFFIX = "-block"
 
 
 # ---------------------------------------------------------------------- validation
@@ -132,6 +147,9 @@ def results_markdown(records: Sequence[Mapping[str, Any]]) -> str:
     """Markdown tables (ratio x method): PSNR / SSIM, then seconds per image / fit seconds."""
     if not records:
         return "(no results)\n"
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    if len(datasets) > 1:
+        return "\n".join(results_markdown([r for r in records if r["dataset"] == d]) for d in datasets)
     ratios = sorted({r["ratio"] for r in records})
     methods = list(dict.fromkeys(r["method"] for r in records))
     by = {(r["ratio"], r["method"]): r for r in records}
@@ -145,16 +163,72 @@ def results_markdown(records: Sequence[Mapping[str, Any]]) -> str:
             lines.append(f"| {ratio:g} | " + " | ".join(cells) + " |")
         return lines + [""]
 
-    out = [f"## Compressed sensing on `{dataset}` (test images)", ""]
+    what = "whole test images, block CS" if dataset.endswith(BLOCK_SUFFIX) else "test images"
+    first = records[0]
+    budgets = sorted({r.get("budget_s") for r in records if r.get("budget_s") is not None})
+    snr = first.get("snr_db")
+    noise = "noiseless" if not first.get("noise") else (
+        f"SNR {snr:g} dB" if snr is not None else f"noise sd {first['noise']:g}")
+    out = [f"## Compressed sensing on `{dataset}` ({what})", "",
+           f"{first.get('n_train', '?')} training / {first.get('n_test', '?')} test images, {noise}, "
+           f"training budget per learned decoder and ratio: "
+           f"{', '.join(f'{b:g} s' for b in budgets) if budgets else 'none (epochs or closed form)'}.", ""]
     out += table("PSNR (dB) / SSIM", lambda r: f"{r['psnr']:.2f} / {r['ssim']:.3f}")
     out += table(
         "reconstruction seconds per image / fit seconds",
         lambda r: f"{r['seconds_per_image']:.2e} / {r['train_seconds']:.2f}",
     )
+    out += _comparison_lines(ratios, methods, by)
     return "\n".join(out)
 
 
-def psnr_plot_png(records: Sequence[Mapping[str, Any]]) -> bytes:
+TWINS: tuple[tuple[str, str], ...] = (
+    ("alm", "adam"), ("alm+lbfgs", "adam"), ("res-alm", "res-adam"), ("res-alm+lbfgs", "res-adam"),
+)
+"""(ALM-trained, Adam-trained) decoders with the same architecture, compared in results.md."""
+
+
+def _is_learned(method: str) -> bool:
+    try:
+        return bool(decoder_class(method).learned)
+    except CSInputError:
+        return False
+
+
+def _comparison_lines(ratios: Sequence[float], methods: Sequence[str], by: Mapping[Any, Any]) -> list[str]:
+    """Best learned decoder vs every classic one and the learned linear decoder; ALM vs Adam twins."""
+    learned = [m for m in methods if _is_learned(m) and m != "linear"]  # nonlinear learned and hybrids
+    classic = [m for m in methods if not _is_learned(m)]
+    twins = [(a, b) for a, b in TWINS if a in methods and b in methods]
+    if not learned or not (classic or "linear" in methods):
+        return []
+    head = "| ratio | best learned | best classic | linear | best learned >= classic and linear |"
+    lines = ["### Best nonlinear learned decoder against the classic and linear decoders (PSNR dB)", "", head,
+             "|---|---|---|---|---|"]
+    for ratio in ratios:
+        got = {m: by[(ratio, m)]["psnr"] for m in methods if (ratio, m) in by}
+        bl = max((m for m in learned if m in got), key=got.get, default=None)
+        bc = max((m for m in classic if m in got), key=got.get, default=None)
+        if bl is None:
+            continue
+        lin = got.get("linear")
+        ok = all(got[bl] >= got[m] for m in classic if m in got) and (lin is None or got[bl] >= lin)
+        lines.append(f"| {ratio:g} | {bl} {got[bl]:.2f} | "
+                     f"{'' if bc is None else f'{bc} {got[bc]:.2f}'} | {'' if lin is None else f'{lin:.2f}'} | "
+                     f"{'yes' if ok else 'no'} |")
+    lines.append("")
+    if twins:
+        lines += ["### ALM-trained minus Adam-trained twin (same architecture, PSNR dB)", "",
+                  "| ratio | " + " | ".join(f"{a} - {b}" for a, b in twins) + " |", "|---|" + "---|" * len(twins)]
+        for ratio in ratios:
+            cells = [f"{by[(ratio, a)]['psnr'] - by[(ratio, b)]['psnr']:+.2f}"
+                     if (ratio, a) in by and (ratio, b) in by else "" for a, b in twins]
+            lines.append(f"| {ratio:g} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def psnr_plot_png(records: Sequence[Mapping[str, Any]]) -> bytes:  # one data set per plot
     """PNG of mean test PSNR against measurement ratio, one line per method."""
     from matplotlib.figure import Figure
 
@@ -213,16 +287,31 @@ def run_cs_experiment(
     out_dir: str | os.PathLike[str] = "cs_results",
     progress: bool = True,
     method_options: Mapping[str, Mapping[str, Any]] | None = None,
+    snr_db: float | None = None,
+    budget: float | None = None,
+    block_cs: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Fit every decoder on train data and evaluate it on test data at every ratio.
 
     ``train_samples``/``test_samples`` = None uses the whole split; ``seed`` fixes the
     subsets, ``Phi`` and the noise; ``method_options`` maps a method name to options for
     its decoder (e.g. ``{"adam": {"epochs": 30}}``). Returns the records (see
-    :data:`RECORD_KEYS`; each also has ``m``, ``noise``, ``n_train``, ``n_test``) and writes
-    the files listed in the module docstring to ``out_dir``.
+    :data:`RECORD_KEYS`; each also has ``m``, ``noise``, ``n_test`` and, for residual
+    decoders, ``details``) and writes the files listed in the module docstring to ``out_dir``.
+    ``snr_db``, ``budget`` and ``block_cs`` are described in the module docstring.
     """
     rs, ms, opts = _check_inputs(dataset, ratios, methods, noise, method_options)
+    if snr_db is not None:
+        if not isinstance(snr_db, (int, float)) or isinstance(snr_db, bool) or not math.isfinite(snr_db):
+            raise CSInputError(f"snr_db must be a finite number of decibels or None, got {snr_db!r}")
+        if noise:
+            raise CSInputError("give either noise (absolute sd) or snr_db, not both")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or not (math.isfinite(budget) and budget > 0)):
+        raise CSInputError(f"budget must be a positive number of seconds or None, got {budget!r}")
+    do_blocks = (dataset == "patches") if block_cs is None else bool(block_cs)
+    if do_blocks and dataset != "patches":
+        raise CSInputError(f"block_cs needs the patches data set (33 x 33 blocks), got {dataset!r}")
     n_train = _check_count(train_samples, "train_samples")
     n_test = _check_count(test_samples, "test_samples")
     shape = image_shape(dataset)
@@ -236,13 +325,19 @@ def run_cs_experiment(
     from tqdm.auto import tqdm
 
     records: list[dict[str, Any]] = []
+    block_records: list[dict[str, Any]] = []
+    whole = test_images() if do_blocks else {}
     partial = out / "results.partial.json"
     bar = tqdm(total=len(rs) * len(ms), desc=f"cs {dataset}", disable=not progress)
     try:
         for ratio in rs:
             Phi = gaussian_operator(ratio, n, seed=seed)
-            Y_train = measure(S_train, Phi, noise, seed=seed + 1)
-            Y_test = measure(S_test, Phi, noise, seed=seed + 2)
+            sigma = float(noise)
+            if snr_db is not None:
+                clean_rms = float(np.sqrt(np.mean(measure(S_train, Phi) ** 2)))
+                sigma = clean_rms * 10.0 ** (-float(snr_db) / 20.0)
+            Y_train = measure(S_train, Phi, sigma, seed=seed + 1)
+            Y_test = measure(S_test, Phi, sigma, seed=seed + 2)
             grid: dict[str, np.ndarray] = {}
             for method in ms:
                 bar.set_postfix(ratio=f"{ratio:g}", method=method)
@@ -254,6 +349,8 @@ def run_cs_experiment(
                     kw.setdefault("progress", progress)
                 if _accepts(cls, "seed"):
                     kw.setdefault("seed", seed)
+                if budget is not None and _accepts(cls, "time_limit"):
+                    kw.setdefault("time_limit", float(budget))
                 try:
                     decoder = get_decoder(method, Phi, **kw)
                 except CSInputError:
@@ -269,12 +366,19 @@ def run_cs_experiment(
                 rec: dict[str, Any] = {"dataset": dataset, "ratio": ratio, "method": method}
                 rec.update(mean_metrics(S_test, S_hat, shape))
                 rec["seconds_per_image"] = (t2 - t1) / S_test.shape[0]
-                rec["train_seconds"] = t1 - t0
-                rec.update({"m": int(Phi.shape[0]), "noise": float(noise),
-                            "n_train": int(S_train.shape[0]), "n_test": int(S_test.shape[0])})
+                rec["train_seconds"] = rec["fit_seconds"] = t1 - t0
+                budget_s = getattr(decoder, "time_limit", None) if decoder.learned else None
+                rec.update({"n_train": int(S_train.shape[0]), "budget_s": budget_s,
+                            "snr_db": None if snr_db is None else float(snr_db),
+                            "m": int(Phi.shape[0]), "noise": sigma, "n_test": int(S_test.shape[0])})
+                details = _details(decoder)
+                if details:
+                    rec["details"] = details
                 records.append(rec)
+                if do_blocks:
+                    block_records.append(_block_record(decoder, whole, Phi, sigma, seed, rec))
                 # a complete file of the records so far, so a long run that is stopped keeps them
-                atomic_write_text(partial, json.dumps(records, indent=2) + "\n")
+                atomic_write_text(partial, json.dumps(records + block_records, indent=2) + "\n")
                 grid[method] = S_hat[:n_grid]
                 bar.update(1)
             atomic_write_bytes(
@@ -284,11 +388,49 @@ def run_cs_experiment(
             )
     finally:
         bar.close()
+    records = records + block_records
     atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
     atomic_write_text(out / "results.md", results_markdown(records))
-    atomic_write_bytes(out / "psnr_vs_ratio.png", psnr_plot_png(records))
+    atomic_write_bytes(out / "psnr_vs_ratio.png", psnr_plot_png([r for r in records if r["dataset"] == dataset]))
+    if block_records:
+        atomic_write_bytes(out / "psnr_vs_ratio_block.png", psnr_plot_png(block_records))
     partial.unlink(missing_ok=True)
     return records
+
+
+def _details(decoder: Any) -> dict[str, Any]:
+    """What a residual or hybrid decoder chose on its held-out pairs (for the record)."""
+    out: dict[str, Any] = {}
+    for key in ("residual_used_", "consistency_", "beta_", "validation_mse_"):
+        if hasattr(decoder, key):
+            out[key.rstrip("_")] = getattr(decoder, key)
+    info = getattr(decoder, "train_info_", None)
+    if isinstance(info, dict):
+        out.update({k: info[k] for k in ("epochs", "steps", "seconds") if k in info})
+    return out
+
+
+def _block_record(decoder: Any, images: Mapping[str, np.ndarray], Phi: np.ndarray, sigma: float, seed: int,
+                  rec: Mapping[str, Any]) -> dict[str, Any]:
+    """Whole-image block-CS record of a fitted patch decoder (means over the test images)."""
+    t0 = time.perf_counter()
+    per: dict[str, dict[str, float]] = {}
+    n_blocks = 0
+    for i, (name, img) in enumerate(images.items()):
+        def meas(B: np.ndarray, i: int = i) -> np.ndarray:
+            return measure(B, Phi, sigma, seed=seed + 100 + i)
+
+        n_blocks += -(-img.shape[0] // 33) * -(-img.shape[1] // 33)
+        per[name] = image_metrics(img, block_cs_image(img, meas, decoder.reconstruct, 33))
+    t1 = time.perf_counter()
+    out = {k: rec[k] for k in ("ratio", "method", "train_seconds", "fit_seconds", "n_train", "budget_s",
+                               "snr_db", "m", "noise")}
+    out["dataset"] = rec["dataset"] + BLOCK_SUFFIX
+    for key in ("psnr", "ssim", "mse"):
+        out[key] = float(np.mean([v[key] for v in per.values()]))
+    out.update({"seconds_per_image": (t1 - t0) / len(images), "n_test": len(images), "n_blocks": n_blocks,
+                "per_image": per})
+    return out
 
 
 # ---------------------------------------------------------------------- command line

@@ -14,30 +14,37 @@ def test_alm_decoder_is_registered_on_first_use():
     assert DECODERS["alm"] is cls and cls.name == "alm" and cls.learned
 
 
+def test_honest_names_alm_alone_and_alm_then_lbfgs():
+    Phi = gaussian_operator(0.25, 64, seed=0)
+    assert get_decoder("alm", Phi).polish is False  # `alm` is the ALM alone
+    assert get_decoder("alm+lbfgs", Phi).polish is True  # the refined decoder carries its own name
+    assert decoder_class("alm+lbfgs").name == "alm+lbfgs"
+
+
 def test_alm_decoder_fits_and_beats_the_mean_image():
     S_tr = load_dataset("digits", "train", 150, seed=0)
     S_te = load_dataset("digits", "test", 20, seed=0)
     Phi = gaussian_operator(0.25, 64, seed=0)
     Y_tr, Y_te = measure(S_tr, Phi, 0.0, seed=1), measure(S_te, Phi, 0.0, seed=2)
-    dec = get_decoder("alm", Phi, hidden=(16,), time_limit=3.0, max_outer=5, max_inner=5, seed=0)
+    dec = get_decoder("alm+lbfgs", Phi, hidden=(16,), time_limit=3.0, max_outer=5, max_inner=5, seed=0)
     dec.fit(Y_tr, S_tr)
-    assert dec.fitted and [W.shape for W, _ in dec.weights] == [(16, 16), (64, 16)]
+    assert dec.fitted and [W.shape for W, _ in dec.weights_] == [(16, 16), (64, 16)]
     S_hat = dec.reconstruct(Y_te)
     assert S_hat.shape == S_te.shape and S_hat.min() >= 0 and S_hat.max() <= 1
     # weights act on raw measurements (standardisation folded in): same as the numpy forward pass
-    assert np.allclose(np.clip(mlp_forward(dec.weights, Y_te), 0, 1), S_hat)
+    assert np.allclose(np.clip(mlp_forward(dec.weights_, Y_te), 0, 1), S_hat)
     mse = np.mean((S_hat - S_te) ** 2)
     mse_mean = np.mean((S_tr.mean(axis=0) - S_te) ** 2)
     assert mse < mse_mean
-    assert dec.result is not None and dec.result.history
+    assert dec.result_ is not None and dec.result_.history
 
 
 def test_pure_alm_decoder_without_polish():
     S_tr = load_dataset("digits", "train", 100, seed=0)
     Phi = gaussian_operator(0.25, 64, seed=0)
-    dec = get_decoder("alm", Phi, hidden=(8,), polish=False, time_limit=5.0, max_outer=3, max_inner=3)
+    dec = get_decoder("alm", Phi, hidden=(8,), time_limit=5.0, max_outer=3, max_inner=3)
     dec.fit(measure(S_tr, Phi, 0.0, seed=1), S_tr)
-    assert dec.result.restarts[0].alm_forward_loss == dec.result.forward_loss  # no refinement ran
+    assert dec.result_.restarts[0].alm_forward_loss == dec.result_.forward_loss  # no refinement ran
 
 
 def test_alm_decoder_rejects_bad_options():
@@ -54,9 +61,9 @@ def test_early_stopping_on_validation_keeps_the_best_checked_weights():
     S_tr = load_dataset("digits", "train", 200, seed=0)
     Phi = gaussian_operator(0.25, 64, seed=0)
     Y_tr = measure(S_tr, Phi, 0.0, seed=1)
-    dec = get_decoder("alm", Phi, hidden=(16,), time_limit=20.0, validation=0.2, check_every=2, patience=2)
+    dec = get_decoder("alm+lbfgs", Phi, hidden=(16,), time_limit=20.0, validation=0.2, check_every=2, patience=2)
     dec.fit(Y_tr, S_tr)
-    hist = dec.validation_history
+    hist = dec.validation_history_
     assert len(hist) >= 1 and all(it % 2 == 0 for it, _ in hist)
     # stopped by patience (not by the 20 s limit): the check 3rd from the end was the last strict
     # improvement, and the last `patience` = 2 checks did not beat it
@@ -66,7 +73,7 @@ def test_early_stopping_on_validation_keeps_the_best_checked_weights():
     assert vals[-3] == best and all(v > best for v in vals[:-3]) and min(vals[-2:]) >= best, vals
     # the returned weights' validation MSE is the best one seen (or better: the final weights)
     _, _, Yv, Sv = validation_split(Y_tr, S_tr, 0.2, 0)
-    v = float(np.mean((mlp_forward(dec.weights, Yv) - Sv) ** 2))
+    v = float(np.mean((mlp_forward(dec.weights_, Yv) - Sv) ** 2))
     assert v <= best * (1 + 1e-9)
     with pytest.raises(CSInputError, match="validation"):
         get_decoder("alm", Phi, validation=1.0)

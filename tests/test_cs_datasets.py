@@ -83,3 +83,35 @@ def test_extract_patches_matches_slicing() -> None:
     np.testing.assert_array_equal(P[4], img[4:7, 4:7].ravel())
     with pytest.raises(CSInputError):
         extract_patches(img[:2], 3, 1)
+
+
+def test_augmented_train_patches_are_dihedral_copies() -> None:
+    from unrectify.cs.datasets import N_TRANSFORMS, _base_patches, dihedral
+
+    base = _base_patches("train")
+    assert base.shape[0] == 32022  # every offline skimage.data image but the test ones, stride 14
+    P = load_dataset("patches", "train", n_samples=64, seed=1)
+    assert P.shape == (64, PATCH_SIZE**2) and P.dtype == np.float32
+    # the 8 transforms of one patch: all rotations and transposes, with the original first
+    k = np.arange(N_TRANSFORMS)
+    T = dihedral(np.repeat(base[:1], N_TRANSFORMS, axis=0), PATCH_SIZE, k).reshape(-1, PATCH_SIZE, PATCH_SIZE)
+    img = base[0].reshape(PATCH_SIZE, PATCH_SIZE)
+    np.testing.assert_array_equal(T[0], img)
+    np.testing.assert_array_equal(T[1], np.rot90(img))
+    np.testing.assert_array_equal(T[4], img.T)
+    np.testing.assert_array_equal(T[5], np.rot90(img).T)
+    # every drawn training patch is one of the 8 transforms of some base patch (spot check)
+    from unrectify.cs.datasets import _augmented_train_patches
+
+    idx = np.array([0, 9, 17, 8 * 500 + 6])
+    got = _augmented_train_patches(idx)
+    for row, j in zip(got, idx):
+        assert np.array_equal(row, dihedral(base[j // 8][None], PATCH_SIZE, np.array([j % 8]))[0])
+
+
+def test_block_test_images_are_the_test_images() -> None:
+    from unrectify.cs.datasets import test_images
+
+    imgs = test_images()
+    assert list(imgs) == list(TEST_IMAGES)
+    assert all(im.ndim == 2 and im.dtype == np.float32 for im in imgs.values())

@@ -165,14 +165,14 @@ def test_adam_decoder_is_deterministic(digits_small: tuple[np.ndarray, np.ndarra
     Y_tr = measure(S_tr, Phi)
     a = get_decoder("adam", Phi, epochs=3, hidden=(32, 32), seed=5).fit(Y_tr, S_tr)
     b = get_decoder("adam", Phi, epochs=3, hidden=(32, 32), seed=5).fit(Y_tr, S_tr)
-    assert [w.shape for w, _ in a.weights] == [(32, 16), (32, 32), (64, 32)]
-    for (wa, ba), (wb, bb) in zip(a.weights, b.weights):
+    assert [w.shape for w, _ in a.weights_] == [(32, 16), (32, 32), (64, 32)]
+    for (wa, ba), (wb, bb) in zip(a.weights_, b.weights_):
         np.testing.assert_array_equal(wa, wb)
         np.testing.assert_array_equal(ba, bb)
-    assert len(a.loss_history) == 3 and a.loss_history[-1] < a.loss_history[0]
+    assert len(a.loss_history_) == 3 and a.loss_history_[-1] < a.loss_history_[0]
     # reconstruction is the numpy forward pass of the exported (standardisation-folded) weights
     Y_te = measure(S_te, Phi)
-    np.testing.assert_allclose(a.reconstruct(Y_te), np.clip(mlp_forward(a.weights, Y_te), 0, 1))
+    np.testing.assert_allclose(a.reconstruct(Y_te), np.clip(mlp_forward(a.weights_, Y_te), 0, 1))
 
 
 def test_registry_errors_and_extension() -> None:

@@ -33,7 +33,7 @@ def test_tiny_run_writes_all_outputs(tmp_path: Path) -> None:
 
     assert json.loads((out / "results.json").read_text()) == records
     md = (out / "results.md").read_text()
-    assert "| ratio | pinv | linear | l1 | tv | omp |" in md and "| 0.25 |" in md
+    assert "| ratio | pinv | linear | l1 | tv | omp |" in md and "training budget" in md and "| 0.25 |" in md
     for name in ("psnr_vs_ratio.png", "grid_ratio0.1.png", "grid_ratio0.25.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
@@ -112,3 +112,49 @@ def test_stopped_run_keeps_finished_records(tmp_path: Path) -> None:
         assert (done / "results.json").exists() and not (done / "results.partial.json").exists()
     finally:
         DECODERS.pop("boom_test", None)
+
+
+def test_snr_noise_budget_and_block_cs_records(tmp_path: Path) -> None:
+    import numpy as np
+
+    from unrectify.cs.datasets import TEST_IMAGES
+
+    records = run_cs_experiment("patches", [0.1], ["pinv", "linear"], train_samples=300, test_samples=5,
+                                seed=0, out_dir=tmp_path, progress=False, snr_db=20.0, budget=7.0)
+    patch = [r for r in records if r["dataset"] == "patches"]
+    block = [r for r in records if r["dataset"] == "patches-block"]
+    assert [r["method"] for r in patch] == [r["method"] for r in block] == ["pinv", "linear"]
+    for r in records:
+        assert r["snr_db"] == 20.0 and r["noise"] > 0 and r["n_train"] == 300 and np.isfinite(r["psnr"])
+        assert r["budget_s"] is None  # neither decoder has a training time limit
+    for r in block:
+        assert r["n_test"] == len(TEST_IMAGES) and set(r["per_image"]) == set(TEST_IMAGES)
+        assert r["psnr"] == pytest.approx(np.mean([v["psnr"] for v in r["per_image"].values()]))
+    # sigma = rms(clean measurements) * 10^(-20/20): the noise is a tenth of the signal rms
+    from unrectify.cs import gaussian_operator, load_dataset, measure
+
+    S = load_dataset("patches", "train", 300, seed=0)
+    rms = np.sqrt(np.mean(measure(S, gaussian_operator(0.1, S.shape[1], seed=0)) ** 2))
+    assert patch[0]["noise"] == pytest.approx(0.1 * rms)
+    md = (tmp_path / "results.md").read_text()
+    assert "whole test images, block CS" in md and "SNR 20 dB" in md
+    assert (tmp_path / "psnr_vs_ratio_block.png").exists()
+    with pytest.raises(CSInputError, match="snr_db"):
+        run_cs_experiment("digits", [0.1], ["pinv"], out_dir=tmp_path / "x", progress=False, snr_db=float("nan"))
+    with pytest.raises(CSInputError, match="block_cs"):
+        run_cs_experiment("digits", [0.1], ["pinv"], out_dir=tmp_path / "x", progress=False, block_cs=True)
+
+
+def test_markdown_compares_best_learned_with_classic_and_twins() -> None:
+    from unrectify.cs.experiment import results_markdown
+
+    def rec(ratio, method, p):
+        return {"dataset": "digits", "ratio": ratio, "method": method, "psnr": p, "ssim": 0.5, "mse": 0.01,
+                "seconds_per_image": 0.0, "train_seconds": 1.0, "n_train": 10, "n_test": 5, "noise": 0.0}
+
+    recs = [rec(0.1, "tv", 20.0), rec(0.1, "linear", 21.0), rec(0.1, "res-adam", 22.0), rec(0.1, "res-alm", 21.5),
+            rec(0.5, "tv", 30.0), rec(0.5, "linear", 25.0), rec(0.5, "res-adam", 29.0), rec(0.5, "res-alm", 29.2)]
+    md = results_markdown(recs)
+    assert "| 0.1 | res-adam 22.00 | tv 20.00 | 21.00 | yes |" in md
+    assert "| 0.5 | res-alm 29.20 | tv 30.00 | 25.00 | no |" in md  # linear never counts as the best learned
+    assert "| 0.1 | -0.50 |" in md and "| 0.5 | +0.20 |" in md

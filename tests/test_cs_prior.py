@@ -52,7 +52,7 @@ def test_reconstruct_reports(fitted):
     assert S_hat.shape == (2, 64) and np.all((S_hat >= 0) & (S_hat <= 1))
     assert dec.report["solver"] == "exact" and dec.report["n_certified"] == 2
     np.testing.assert_allclose(np.clip(dec.generate(dec.report["latent"]), 0, 1), S_hat)
-    assert dec.loss_history[-1] < dec.loss_history[0]
+    assert dec.loss_history_[-1] < dec.loss_history_[0]
 
 
 def test_gd_with_given_generator_needs_no_training():

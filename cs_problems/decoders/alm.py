@@ -1,30 +1,28 @@
-"""ReLU MLP decoder ``m -> hidden... -> n`` trained by the project's augmented Lagrangian solver.
+"""ReLU MLP decoders ``m -> hidden... -> n`` trained by the project's augmented Lagrangian solver.
 
-Training builds ``TrainingProblem(Y_std, S, (m, *hidden, n), loss="mse", weight_bound=None)``
-(no weight box: the decoder is a large unboxed problem) and calls
-:func:`unrectify.backends.alm.solve_alm` with a wall-clock limit: a short ALM phase (``max_outer`` outer
-iterations of ``max_inner`` sweeps from a kink-in-data start) and then, with ``polish`` (the
-default), L-BFGS-B on the forward-pass loss (``unrectify.backends.alm.polish``).
-Measured on digits (docs/alm.md): at this size the ALM phase alone does not reach a feasible
-point within a minute (its violation stalls near 0.1 and the forward loss rises), so the
-polish does most of the fitting; ``polish=False`` gives the pure ALM decoder.
+Two registered names, reported side by side (honest names):
 
-Optional early stopping (``validation`` > 0; off by default): that fraction of the training
-pairs (seeded) is held out; every ``check_every`` polish iterations the validation MSE of the
-current weights is measured (``solve_alm(polish_callback=...)``), the best weights are kept and
-the polish stops after ``patience`` checks without improvement (or at ``time_limit``).
-Measured on digits at 10 % (1500 training images, 100 test): the ALM decoder reaches a *lower
-training* MSE than Adam (0.018 vs 0.022) but a higher test MSE (0.046 vs 0.037), and a longer
-time limit lowers the training loss and raises the test loss (60 s: 0.011 / 0.051); holding out
-10 % for early stopping did not help (test 0.049), so the gap to Adam is not plain
-overfitting in time but the kind of minimum full-batch refinement finds.  The Adam decoder
-takes the same ``validation`` option (best epoch on the same split).  On MNIST (5000 images)
-the decoder is under-trained instead: 112 refinement iterations fit in the 30 s (0.075 s per
-full-batch float32 loss and gradient) against Adam's ~4 700 minibatch steps, and its training
-MSE is 1.6-2.6x Adam's (docs/cs_results.md).
-Measurements are standardised per coordinate for training and the standardisation is folded
-into the first layer, so the returned weights act on raw measurements (reconstruction is the
-shared numpy :func:`~unrectify.cs.decoders.mlp.mlp_forward`).
+* ``alm``        -- the ALM alone (``polish=False``): the weights are those of the ALM iterate.
+* ``alm+lbfgs``  -- the ALM followed by an L-BFGS-B refinement of the forward-pass loss
+  (``polish=True``, the solver's ``polish`` step), run until ``time_limit`` or early stopping.
+
+Training (:func:`train_mlp_alm`, shared with the residual decoders) builds
+``TrainingProblem(X_std, T, (n_in, *hidden, n_out), loss="mse", weight_bound=None)`` (no weight
+box: the decoder is a large unboxed problem) and calls :func:`unrectify.backends.alm.solve_alm`
+with a wall-clock limit: ``max_outer`` outer iterations of ``max_inner`` sweeps from the solver's
+default start, then (``alm+lbfgs`` only) the refinement.
+Measured on the landed solver (docs/alm.md, docs/cs_results.md): at decoder size the ALM phase
+alone does not reach a feasible point within a minute, so ``alm`` is far behind Adam and the
+quality of ``alm+lbfgs`` comes from the refinement. The ALM itself is being reworked (issue 12);
+this module only calls its public entry point.
+
+Optional early stopping of the refinement (``validation`` > 0; off by default): that fraction of
+the training pairs (seeded) is held out; every ``check_every`` refinement iterations the
+validation MSE of the current weights is measured (``solve_alm(polish_callback=...)``), the best
+weights are kept and the refinement stops after ``patience`` checks without improvement.
+Inputs are standardised per coordinate for training and the standardisation is folded into the
+first layer, so the returned weights act on raw inputs (reconstruction is the shared numpy
+:func:`~unrectify.cs.decoders.mlp.mlp_forward`).
 """
 
 from __future__ import annotations
@@ -36,17 +34,119 @@ import numpy as np
 
 from ..errors import CSInputError
 from .base import register_decoder
-from .mlp import MLPDecoder, Weights, mlp_forward, validation_split
+from .mlp import MLPDecoder, Weights, fold_standardisation, mlp_forward, standardiser, validation_split
 
 
+def check_alm_options(time_limit: float, max_outer: int, max_inner: int, restarts: int, validation: float,
+                      check_every: int, patience: int) -> None:
+    """Raise :class:`CSInputError` for out-of-range ALM decoder options."""
+    if not (np.isfinite(time_limit) and time_limit > 0):
+        raise CSInputError(f"alm time_limit must be a positive number of seconds, got {time_limit!r}")
+    if int(max_outer) < 1 or int(max_inner) < 1 or int(restarts) < 1:
+        raise CSInputError(f"alm max_outer, max_inner and restarts must be >= 1, got {max_outer}, {max_inner}, {restarts}")
+    if not (0 <= validation < 1):
+        raise CSInputError(f"alm validation must be a fraction in [0, 1), got {validation!r}")
+    if int(check_every) < 1 or int(patience) < 1:
+        raise CSInputError(f"alm check_every and patience must be >= 1, got {check_every}, {patience}")
+
+
+def train_mlp_alm(
+    X: np.ndarray, T: np.ndarray, hidden: Sequence[int], *, time_limit: float = 30.0, max_outer: int = 3,
+    max_inner: int = 5, polish: bool = False, restarts: int = 1, validation: float = 0.0, check_every: int = 10,
+    patience: int = 5, dtype: str = "float32", seed: int = 0, progress: bool = False,
+    alm_options: dict[str, Any] | None = None,
+) -> tuple[Weights, dict[str, Any]]:
+    """Train the ReLU MLP ``X -> T`` by the ALM (then L-BFGS-B when ``polish``) on the MSE.
+
+    Returns weights acting on raw ``X`` and ``info`` with ``result`` (the solver's ALMResult)
+    and ``validation_history`` (``(refinement iteration, validation MSE)`` pairs).
+    """
+    from unrectify.backends.alm import solve_alm
+    from unrectify.formulations.problem import TrainingProblem
+
+    Xt, Tt, Xv, Tv = validation_split(X, T, validation, seed)
+    mu, sd = standardiser(Xt)
+    widths = (X.shape[1], *[int(h) for h in hidden], T.shape[1])
+    problem = TrainingProblem((Xt - mu) / sd, Tt, widths, loss="mse", weight_bound=None)
+    history: list[tuple[int, float]] = []
+    best: list[Any] = [np.inf, None, 0]  # validation MSE, weights, checks since improvement
+    monitor = None
+    Xv_std = None if Xv is None else (Xv - mu) / sd
+    if Xv_std is not None and polish:
+
+        def monitor(it: int, w: Weights, loss: float) -> bool:
+            if it % int(check_every):
+                return False
+            v = float(np.mean((mlp_forward(w, Xv_std) - Tv) ** 2))
+            history.append((it, v))
+            if v < best[0]:
+                best[:] = [v, w, 0]
+                return False
+            best[2] += 1
+            return best[2] >= int(patience)
+
+    # the refinement runs until early stopping or the time limit (its iteration cap is not binding)
+    opts = {"polish": bool(polish), **({"polish_iters": 100_000} if polish else {}), **(alm_options or {})}
+    result = solve_alm(problem, restarts=int(restarts), seed=int(seed), max_outer=int(max_outer),
+                       max_inner=int(max_inner), time_limit=float(time_limit), dtype=dtype,
+                       progress=progress, polish_callback=monitor, **opts)
+    weights = [(W.copy(), b.copy()) for W, b in result.weights]
+    if best[1] is not None and Xv_std is not None:
+        final = float(np.mean((mlp_forward(weights, Xv_std) - Tv) ** 2))
+        if best[0] < final:
+            weights = best[1]
+    return fold_standardisation(weights, mu, sd), {"result": result, "validation_history": history}
+
+
+@register_decoder("alm")
 class ALMDecoder(MLPDecoder):
-    """ReLU MLP trained by the ALM. Options: ``hidden`` (default (256, 256)), ``time_limit``
-    (seconds, default 30), ``max_outer`` (3), ``max_inner`` (5 sweeps), ``polish`` (True),
-    ``validation`` (0: off; a fraction enables early stopping), ``check_every`` (10 polish iterations),
+    """ReLU MLP trained by the ALM alone (``alm``; see :class:`ALMLBFGSDecoder` for ``alm+lbfgs``).
+
+    Options: ``hidden`` (default (256, 256)), ``time_limit`` (seconds, default 30), ``max_outer``
+    (3), ``max_inner`` (5 sweeps), ``polish`` (False here), ``validation`` (0: off; a fraction
+    enables early stopping of the refinement), ``check_every`` (10 refinement iterations),
     ``patience`` (5 checks), ``restarts`` (1), ``dtype`` ("float32"), ``seed``, ``progress``,
-    ``alm_options`` (dict of further :func:`~unrectify.backends.alm.solve_alm` options)."""
+    ``alm_options`` (dict of further :func:`~unrectify.backends.alm.solve_alm` options).
+    Fitted: ``weights_``, ``result_`` (the ALMResult: history, violation, status),
+    ``validation_history_``."""
 
     name = "alm"
+
+    def __init__(
+        self, Phi: np.ndarray, *, hidden: Sequence[int] = (256, 256), time_limit: float = 30.0,
+        max_outer: int = 3, max_inner: int = 5, polish: bool = False, restarts: int = 1,
+        validation: float = 0.0, check_every: int = 10, patience: int = 5,
+        dtype: str = "float32", seed: int = 0,
+        progress: bool = False, alm_options: dict[str, Any] | None = None,
+        shape: Sequence[int] | None = None, clip: bool = True,
+    ) -> None:
+        super().__init__(Phi, hidden=hidden, shape=shape, clip=clip)
+        check_alm_options(time_limit, max_outer, max_inner, restarts, validation, check_every, patience)
+        self.time_limit, self.max_outer, self.max_inner = float(time_limit), int(max_outer), int(max_inner)
+        self.restarts, self.dtype, self.seed, self.progress = int(restarts), str(dtype), int(seed), bool(progress)
+        self.polish = bool(polish)
+        self.validation, self.check_every, self.patience = float(validation), int(check_every), int(patience)
+        self.alm_options = dict(alm_options or {})
+
+    def _train(self, Y: np.ndarray, S: np.ndarray) -> Weights:
+        weights, info = train_mlp_alm(
+            Y, S, self.hidden, time_limit=self.time_limit, max_outer=self.max_outer, max_inner=self.max_inner,
+            polish=self.polish, restarts=self.restarts, validation=self.validation, check_every=self.check_every,
+            patience=self.patience, dtype=self.dtype, seed=self.seed, progress=self.progress,
+            alm_options=self.alm_options,
+        )
+        self.result_ = info["result"]
+        self.validation_history_ = info["validation_history"]
+        return weights
+
+
+@register_decoder("alm+lbfgs")
+class ALMLBFGSDecoder(ALMDecoder):
+    """``alm+lbfgs``: the ALM decoder followed by the L-BFGS-B refinement (``polish=True``).
+
+    Same options as :class:`ALMDecoder`; only the default of ``polish`` differs."""
+
+    name = "alm+lbfgs"
 
     def __init__(
         self, Phi: np.ndarray, *, hidden: Sequence[int] = (256, 256), time_limit: float = 30.0,
@@ -56,63 +156,7 @@ class ALMDecoder(MLPDecoder):
         progress: bool = False, alm_options: dict[str, Any] | None = None,
         shape: Sequence[int] | None = None, clip: bool = True,
     ) -> None:
-        super().__init__(Phi, hidden=hidden, shape=shape, clip=clip)
-        if not (np.isfinite(time_limit) and time_limit > 0):
-            raise CSInputError(f"alm time_limit must be a positive number of seconds, got {time_limit!r}")
-        if int(max_outer) < 1 or int(max_inner) < 1 or int(restarts) < 1:
-            raise CSInputError(f"alm max_outer, max_inner and restarts must be >= 1, got {max_outer}, {max_inner}, {restarts}")
-        self.time_limit, self.max_outer, self.max_inner = float(time_limit), int(max_outer), int(max_inner)
-        self.restarts, self.dtype, self.seed, self.progress = int(restarts), str(dtype), int(seed), bool(progress)
-        self.polish = bool(polish)
-        if not (0 <= validation < 1):
-            raise CSInputError(f"alm validation must be a fraction in [0, 1), got {validation!r}")
-        if int(check_every) < 1 or int(patience) < 1:
-            raise CSInputError(f"alm check_every and patience must be >= 1, got {check_every}, {patience}")
-        self.validation, self.check_every, self.patience = float(validation), int(check_every), int(patience)
-        self.validation_history: list[tuple[int, float]] = []  # (polish iteration, validation MSE)
-        self.alm_options = dict(alm_options or {})
-        self.result: Any = None  # the ALMResult of the last fit (history, violation, status)
-
-    def _train(self, Y: np.ndarray, S: np.ndarray) -> Weights:
-        from unrectify.backends.alm import solve_alm
-        from unrectify.formulations.problem import TrainingProblem
-
-        Yt, St, Yv, Sv = validation_split(Y, S, self.validation, self.seed)
-        mu = Yt.mean(axis=0)
-        sd = Yt.std(axis=0)
-        sd = np.where(sd > 1e-12, sd, 1.0)
-        problem = TrainingProblem((Yt - mu) / sd, St, tuple(self.widths), loss="mse", weight_bound=None)
-        self.validation_history = []
-        best: list[Any] = [np.inf, None, 0]  # validation MSE, weights, checks since improvement
-        monitor = None
-        if Yv is not None:
-            Yv_std = (Yv - mu) / sd
-
-            def monitor(it: int, w: Weights, loss: float) -> bool:
-                if it % self.check_every:
-                    return False
-                v = float(np.mean((mlp_forward(w, Yv_std) - Sv) ** 2))
-                self.validation_history.append((it, v))
-                if v < best[0]:
-                    best[:] = [v, w, 0]
-                    return False
-                best[2] += 1
-                return best[2] >= self.patience
-
-        # the polish runs until early stopping or the time limit (its iteration cap is not binding)
-        opts = {"polish": self.polish, "polish_iters": 100_000, **self.alm_options}
-        self.result = solve_alm(problem, restarts=self.restarts, seed=self.seed, max_outer=self.max_outer,
-                                max_inner=self.max_inner, time_limit=self.time_limit, dtype=self.dtype,
-                                progress=self.progress, polish_callback=monitor, **opts)
-        weights = [(W.copy(), b.copy()) for W, b in self.result.weights]
-        if best[1] is not None:
-            final = float(np.mean((mlp_forward(weights, Yv_std) - Sv) ** 2))
-            if best[0] < final:
-                weights = best[1]
-        W1, b1 = weights[0]
-        W1 = W1 / sd  # fold x = (y - mu) / sd into the first layer
-        weights[0] = (W1, b1 - W1 @ mu)
-        return weights
-
-
-register_decoder("alm", ALMDecoder)
+        super().__init__(Phi, hidden=hidden, time_limit=time_limit, max_outer=max_outer, max_inner=max_inner,
+                         polish=polish, restarts=restarts, validation=validation, check_every=check_every,
+                         patience=patience, dtype=dtype, seed=seed, progress=progress, alm_options=alm_options,
+                         shape=shape, clip=clip)

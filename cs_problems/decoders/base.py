@@ -1,19 +1,29 @@
-"""Decoder base class and the decoder registry.
+"""Decoder base class (scikit-learn estimator convention) and the decoder registry.
 
 A decoder is built from the measurement matrix, ``Decoder(Phi, **options)``, learns from
 training pairs with ``fit(Y_train, S_train) -> self`` (a no-op for model-based decoders)
-and maps measurements to images with ``reconstruct(Y) -> S_hat``; all arrays have the
-sample axis first: ``Y`` is ``(N, m)``, ``S`` and ``S_hat`` are ``(N, n)``.
+and maps measurements to images with ``reconstruct(Y) -> S_hat`` (aliases ``predict`` and
+``decode``); all arrays have the sample axis first: ``Y`` is ``(N, m)``, ``S`` and ``S_hat``
+are ``(N, n)``.
+
+scikit-learn convention (so decoders compose with ``clone``, ``GridSearchCV``, pipelines):
+``get_params()`` returns the constructor arguments exactly as given and ``set_params(**p)``
+re-runs the constructor with them (so options are validated and derived matrices rebuilt,
+and fitted state is dropped); attributes learned by ``fit`` end in an underscore
+(``n_features_in_``, ``coef_``, ``weights_``, ...); ``score(Y, S)`` is the mean test PSNR in dB
+(greater is better).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ..errors import CSInputError
 
@@ -22,7 +32,38 @@ class CSNotFittedError(RuntimeError):
     """A learned decoder was asked to reconstruct before ``fit``."""
 
 
-class Decoder:
+def _record_init_args(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a decoder ``__init__`` so the outermost call records its arguments verbatim.
+
+    ``get_params`` returns them (so ``sklearn.base.clone`` finds every parameter it passed,
+    by identity) while ``__init__`` is free to validate and convert into working attributes.
+    """
+    sig = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapped(self: Decoder, *args: Any, **kwargs: Any) -> None:
+        outer = not getattr(self, "_in_init", False)
+        if outer:
+            try:
+                bound = sig.bind(self, *args, **kwargs)
+            except TypeError as exc:
+                raise CSInputError(f"bad options for decoder {type(self).__name__}: {exc}") from None
+            bound.apply_defaults()
+            params = dict(bound.arguments)
+            params.pop(next(iter(sig.parameters)))  # self
+            self.__dict__["_in_init"] = True
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            if outer:
+                self.__dict__["_in_init"] = False
+        if outer:
+            self.__dict__["_init_args"] = params
+
+    return wrapped
+
+
+class Decoder(BaseEstimator):
     """Base class: ``Decoder(Phi, shape=None, clip=True)``.
 
     ``Phi`` is the ``(m, n)`` measurement matrix; ``shape`` the 2-D image shape
@@ -36,6 +77,11 @@ class Decoder:
     requires: ClassVar[tuple[str, ...]] = ()
     """Importable modules this decoder needs beyond numpy/scipy (checked by experiments)."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _record_init_args(cls.__dict__["__init__"])  # type: ignore[method-assign]
+
     def __init__(
         self, Phi: np.ndarray, *, shape: Sequence[int] | None = None, clip: bool = True
     ) -> None:
@@ -48,7 +94,30 @@ class Decoder:
         self.m, self.n = Phi.shape
         self.shape = _image_shape(self.n, shape)
         self.clip = bool(clip)
-        self.fitted = False
+
+    # ------------------------------------------------------------------ sklearn API
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor arguments as given (``deep`` is accepted for sklearn; nothing nests)."""
+        return dict(self.__dict__.get("_init_args", {}))
+
+    def set_params(self, **params: Any) -> Decoder:
+        """Re-run the constructor with ``params`` changed; drops fitted state. Returns ``self``."""
+        args = self.get_params()
+        unknown = sorted(set(params) - set(args))
+        if unknown:
+            raise CSInputError(f"invalid parameters {unknown} for decoder {self.name!r}; valid: {sorted(args)}")
+        args.update(params)
+        self.__dict__.clear()
+        type(self).__init__(self, **args)
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return (not self.learned) or hasattr(self, "n_features_in_")
+
+    @property
+    def fitted(self) -> bool:
+        """True once ``fit`` ran (model-based decoders: always usable, fitted after ``fit``)."""
+        return hasattr(self, "n_features_in_")
 
     # ------------------------------------------------------------------ public
     def fit(self, Y_train: np.ndarray, S_train: np.ndarray) -> Decoder:
@@ -60,18 +129,33 @@ class Decoder:
         if Y.shape[0] < 1:
             raise CSInputError("fit needs at least one training sample")
         self._fit(Y, S)
-        self.fitted = True
+        self.n_features_in_ = self.m
+        self.n_train_ = int(Y.shape[0])
         return self
 
     def reconstruct(self, Y: np.ndarray) -> np.ndarray:
         """Images ``(N, n)`` (float64, clipped to [0, 1] if ``clip``) from measurements ``(N, m)``."""
-        if self.learned and not self.fitted:
+        if not self.__sklearn_is_fitted__():
             raise CSNotFittedError(f"decoder {self.name!r} must be fitted before reconstruct")
         Y = self._check_Y(Y)
         if Y.shape[0] == 0:
             return np.zeros((0, self.n))
         S_hat = np.asarray(self._reconstruct(Y), dtype=np.float64)
         return np.clip(S_hat, 0.0, 1.0) if self.clip else S_hat
+
+    def predict(self, Y: np.ndarray) -> np.ndarray:
+        """scikit-learn name of :meth:`reconstruct`."""
+        return self.reconstruct(Y)
+
+    def decode(self, Y: np.ndarray) -> np.ndarray:
+        """Alias of :meth:`reconstruct`."""
+        return self.reconstruct(Y)
+
+    def score(self, Y: np.ndarray, S: np.ndarray) -> float:
+        """Mean PSNR (dB, data range 1, capped at 100) of ``reconstruct(Y)`` against ``S``."""
+        from ..metrics import PSNR_CAP_DB, psnr
+
+        return float(np.mean(psnr(S, self.reconstruct(Y), max_db=PSNR_CAP_DB)))
 
     # ------------------------------------------------------------------ hooks
     def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
@@ -88,7 +172,7 @@ class Decoder:
             raise CSInputError("measurements contain non-finite values")
         return Y
 
-    def __repr__(self) -> str:
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         return f"{type(self).__name__}(m={self.m}, n={self.n}, shape={self.shape})"
 
 
@@ -107,7 +191,6 @@ DECODERS: dict[str, type[Decoder]] = {}
 """Registered decoder classes by name (extend with :func:`register_decoder`)."""
 
 PLANNED_DECODERS: dict[str, str] = {
-    "alm": "ReLU MLP trained by the project's augmented-Lagrangian solver",
     "prior": "recovery with a trained ReLU generator as prior (MILP via the split encoding)",
 }
 """Names reserved for decoders written elsewhere. ``get_decoder(name)`` first tries to

@@ -33,7 +33,7 @@ class LinearDecoder(Decoder):
 
     ``min_{A,c} sum_i ||s_i - A y_i - c||^2 + alpha ||A||_F^2`` has the closed form
     ``A^T = (Yc^T Yc + alpha I)^{-1} Yc^T Sc`` with centred ``Yc, Sc`` and
-    ``c = mean(S) - A mean(Y)``.
+    ``c = mean(S) - A mean(Y)``. Fitted: ``coef_`` = ``A`` ``(n, m)``, ``intercept_`` = ``c``.
     """
 
     name = "linear"
@@ -52,8 +52,9 @@ class LinearDecoder(Decoder):
         y_mean, s_mean = Y.mean(axis=0), S.mean(axis=0)
         Yc, Sc = Y - y_mean, S - s_mean
         G = Yc.T @ Yc + self.alpha * np.eye(self.m)
-        self.A_T = np.linalg.lstsq(G, Yc.T @ Sc, rcond=None)[0]  # (m, n)
-        self.c = s_mean - y_mean @ self.A_T
+        A_T = np.linalg.lstsq(G, Yc.T @ Sc, rcond=None)[0]  # (m, n)
+        self.coef_ = A_T.T  # (n, m), scikit-learn's layout
+        self.intercept_ = s_mean - y_mean @ A_T
 
     def _reconstruct(self, Y: np.ndarray) -> np.ndarray:
-        return Y @ self.A_T + self.c
+        return Y @ self.coef_.T + self.intercept_

@@ -64,6 +64,21 @@ def validation_split(Y: np.ndarray, S: np.ndarray, fraction: float, seed: int):
     return Y[train], S[train], Y[val], S[val]
 
 
+def standardiser(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-coordinate mean and standard deviation (1 where a coordinate is constant)."""
+    mu = Y.mean(axis=0)
+    sd = Y.std(axis=0)
+    return mu, np.where(sd > 1e-12, sd, 1.0)
+
+
+def fold_standardisation(weights: Weights, mu: np.ndarray, sd: np.ndarray) -> Weights:
+    """Weights acting on raw inputs ``y`` from weights acting on ``x = (y - mu) / sd``:
+    ``W1 x + b1 = (W1 / sd) y + (b1 - (W1 / sd) mu)``."""
+    W1, b1 = weights[0]
+    W1 = W1 / sd
+    return [(W1, b1 - W1 @ mu)] + [(W.copy(), b.copy()) for W, b in weights[1:]]
+
+
 def layer_widths(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[int]:
     """Widths ``[n_0, n_1, ..., n_L]`` of a weights list."""
     layers = check_weights(weights)
@@ -73,8 +88,8 @@ def layer_widths(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[int]:
 class MLPDecoder(Decoder):
     """Learned ReLU MLP decoder ``m -> hidden... -> n``; ``reconstruct`` is :func:`mlp_forward`.
 
-    Subclasses implement ``_train(Y, S) -> weights``. ``weights`` may also be set directly
-    (e.g. loaded from disk) via :meth:`set_weights`.
+    Subclasses implement ``_train(Y, S) -> weights``. The fitted weights are ``weights_``;
+    they may also be set directly (e.g. loaded from disk) via :meth:`set_weights`.
     """
 
     name = "mlp"
@@ -89,7 +104,6 @@ class MLPDecoder(Decoder):
         if any(h <= 0 for h in hidden):
             raise CSInputError(f"hidden widths must be positive integers, got {hidden}")
         self.hidden = hidden
-        self.weights: Weights | None = None
 
     @property
     def widths(self) -> list[int]:
@@ -101,8 +115,8 @@ class MLPDecoder(Decoder):
         w = check_weights(weights, self.m)
         if w[-1][0].shape[0] != self.n:
             raise CSInputError(f"MLP output width {w[-1][0].shape[0]} does not match n = {self.n}")
-        self.weights = w
-        self.fitted = True
+        self.weights_ = w
+        self.n_features_in_ = self.m
         return self
 
     def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
@@ -112,5 +126,4 @@ class MLPDecoder(Decoder):
         raise NotImplementedError
 
     def _reconstruct(self, Y: np.ndarray) -> np.ndarray:
-        assert self.weights is not None
-        return mlp_forward(self.weights, Y)
+        return mlp_forward(self.weights_, Y)

@@ -13,6 +13,9 @@ and ``G`` the box indicator (or 0 when ``box`` is None). Iteration (``tau sigma 
 
 ``K_a`` is the finite-difference gradient for TV, or an analysis transform ``Psi^+``
 (``Psi^T`` for orthonormal bases) for l1.
+
+With an ``anchor`` ``(X0, beta)``, ``G`` gains ``beta/2 ||s - x0||^2`` (a learned estimate as a
+prior); its prox with the box is ``P_box((v + tau beta x0) / (1 + tau beta))``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def primal_dual_l1(
     box: tuple[float, float] | None = (0.0, 1.0),
     max_iter: int = 500,
     tol: float = 1e-6,
+    anchor: tuple[np.ndarray, float] | None = None,
 ) -> np.ndarray:
     """Run Chambolle--Pock from ``S0`` (``(N, n)``); ``lam`` scalar or per image ``(N,)``.
 
@@ -57,6 +61,8 @@ def primal_dual_l1(
         P = np.clip(P + sigma * forward(S_bar), -lam_b, lam_b)
         q = (q + sigma * (S_bar @ Phi.T - Y)) / (1.0 + sigma)
         S_new = S - tau * (adjoint(P) + q @ Phi)
+        if anchor is not None and anchor[1] > 0:
+            S_new = (S_new + (tau * anchor[1]) * anchor[0]) / (1.0 + tau * anchor[1])
         if box is not None:
             S_new = np.clip(S_new, *box)
         S_bar = 2.0 * S_new - S

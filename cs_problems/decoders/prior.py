@@ -81,8 +81,6 @@ class PriorDecoder(Decoder):
         self.time_limit, self.bounds = float(time_limit), bounds
         self.gd_starts, self.gd_steps, self.gd_lr = int(gd_starts), int(gd_steps), float(gd_lr)
         self.progress = bool(progress)
-        self.generator: Weights | None = None
-        self.loss_history: list[float] = []
         self.report: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ generator
@@ -91,8 +89,8 @@ class PriorDecoder(Decoder):
         w = check_weights(weights, self.latent)
         if w[-1][0].shape[0] != self.n:
             raise CSInputError(f"generator output width {w[-1][0].shape[0]} does not match n = {self.n}")
-        self.generator = w
-        self.fitted = True
+        self.generator_ = w
+        self.n_features_in_ = self.m
         return self
 
     def generate(self, W: np.ndarray) -> np.ndarray:
@@ -100,9 +98,9 @@ class PriorDecoder(Decoder):
         return _forward(self._require(), np.asarray(W, dtype=float))
 
     def _require(self) -> Weights:
-        if self.generator is None:
+        if getattr(self, "generator_", None) is None:
             raise CSInputError("the prior decoder has no generator: call fit or set_generator first")
-        return self.generator
+        return self.generator_
 
     def measured_network(self) -> Weights:
         """Weights of ``Phi G`` (last layer ``(Phi W_L, Phi b_L)``), a ReLU network ``R^k -> R^m``."""
@@ -140,7 +138,7 @@ class PriorDecoder(Decoder):
         params = list(encoder.parameters()) + list(decoder.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
         N = St.shape[0]
-        self.loss_history = []
+        self.loss_history_ = []
         from tqdm.auto import tqdm
 
         for _ in tqdm(range(self.epochs), desc="prior generator", disable=not self.progress, leave=False):
@@ -153,7 +151,7 @@ class PriorDecoder(Decoder):
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * idx.numel()
-            self.loss_history.append(total / N)
+            self.loss_history_.append(total / N)
         linears = [m for m in dec if isinstance(m, torch.nn.Linear)]
         self.set_generator([(m.weight.detach().double().numpy().copy(), m.bias.detach().double().numpy().copy())
                             for m in linears])

@@ -69,6 +69,12 @@ class TVDecoder(Decoder):
         self.Phi_pinv = np.linalg.pinv(self.Phi)
 
     def _reconstruct(self, Y: np.ndarray) -> np.ndarray:
+        return self.solve(Y)
+
+    def solve(self, Y: np.ndarray, S0: np.ndarray | None = None, anchor: np.ndarray | None = None,
+              beta: float = 0.0) -> np.ndarray:
+        """TV recovery of every row of ``Y`` from start ``S0`` (default: clipped pseudo-inverse);
+        with ``anchor`` and ``beta > 0`` the objective gains ``beta/2 ||s - anchor||^2``."""
         h, w = self.shape  # type: ignore[misc]
 
         def forward(S: np.ndarray) -> np.ndarray:
@@ -80,6 +86,7 @@ class TVDecoder(Decoder):
             return grad2d_adjoint(P[:, :n].reshape(-1, h, w), P[:, n:].reshape(-1, h, w)).reshape(len(P), n)
 
         return primal_dual_l1(
-            Y, self.Phi, forward, adjoint, 8.0, self.lam, Y @ self.Phi_pinv.T,
+            Y, self.Phi, forward, adjoint, 8.0, self.lam, Y @ self.Phi_pinv.T if S0 is None else S0,
             box=(0.0, 1.0) if self.box else None, max_iter=self.max_iter, tol=self.tol,
+            anchor=None if anchor is None else (anchor, float(beta)),
         )

@@ -1,0 +1,159 @@
+"""Residual decoders, the measurement-consistency step, block CS and the scikit-learn convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unrectify.cs import CSInputError, gaussian_operator, load_dataset, measure, psnr
+from unrectify.cs.blocks import block_cs, blocks_to_image, image_to_blocks
+from unrectify.cs.decoders import DECODERS, CSNotFittedError, LinearDecoder, consistency_step, get_decoder
+
+SMALL = {"hidden": (8,)}
+TINY_OPTIONS = {
+    "adam": {**SMALL, "epochs": 2}, "alm": {**SMALL, "time_limit": 2.0}, "alm+lbfgs": {**SMALL, "time_limit": 2.0},
+    "res-adam": {**SMALL, "epochs": 2}, "res-alm": {**SMALL, "time_limit": 2.0},
+    "res-alm+lbfgs": {**SMALL, "time_limit": 2.0}, "l1": {"max_iter": 50}, "tv": {"max_iter": 30},
+}
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    S_tr = load_dataset("digits", "train", 300, seed=0)
+    S_te = load_dataset("digits", "test", 40, seed=0)
+    Phi = gaussian_operator(0.25, 64, seed=0)
+    return Phi, measure(S_tr, Phi, seed=1), S_tr, measure(S_te, Phi, seed=2), S_te
+
+
+# ---------------------------------------------------------------- scikit-learn convention
+@pytest.mark.parametrize("name", sorted(set(DECODERS) - {"prior"}))
+def test_clone_and_params_follow_sklearn(name: str) -> None:
+    from sklearn.base import clone
+
+    if name in ("adam", "res-adam"):
+        pytest.importorskip("torch")
+    Phi = gaussian_operator(0.25, 64, seed=0)
+    dec = get_decoder(name, Phi, **TINY_OPTIONS.get(name, {}))
+    params = dec.get_params()
+    assert "Phi" in params and "clip" in params
+    twin = clone(dec)  # raises if a constructor changed a parameter it was given
+    assert type(twin) is type(dec) and twin is not dec
+    assert set(twin.get_params()) == set(params)
+    assert not twin.fitted and not any(k.endswith("_") and not k.startswith("_") for k in vars(twin))
+
+
+def test_set_params_revalidates_and_drops_fitted_state(digits) -> None:
+    Phi, Y, S, Yt, St = digits
+    dec = LinearDecoder(Phi).fit(Y, S)
+    assert dec.fitted and dec.coef_.shape == (64, 16) and dec.intercept_.shape == (64,)
+    assert dec.set_params(alpha=10.0) is dec and dec.alpha == 10.0 and not dec.fitted
+    with pytest.raises(CSNotFittedError):
+        dec.predict(Yt)
+    with pytest.raises(CSInputError, match="alpha"):
+        dec.set_params(alpha=-1.0)
+    with pytest.raises(CSInputError, match="invalid parameters"):
+        LinearDecoder(Phi).set_params(nope=1)
+
+
+def test_predict_decode_score_and_grid_search(digits) -> None:
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.utils.validation import check_is_fitted
+
+    Phi, Y, S, Yt, St = digits
+    dec = LinearDecoder(Phi)
+    with pytest.raises(Exception, match="fit"):
+        check_is_fitted(dec)
+    dec.fit(Y, S)
+    check_is_fitted(dec)
+    np.testing.assert_array_equal(dec.predict(Yt), dec.reconstruct(Yt))
+    np.testing.assert_array_equal(dec.decode(Yt), dec.reconstruct(Yt))
+    assert dec.score(Yt, St) == pytest.approx(float(np.mean(psnr(St, dec.reconstruct(Yt)))))
+    search = GridSearchCV(LinearDecoder(Phi), {"alpha": [1e-6, 1e3, 1e6]}, cv=3).fit(Y, S)
+    assert search.best_params_["alpha"] in (1e-6, 1e3) and search.best_estimator_.fitted
+
+
+# ---------------------------------------------------------------- consistency step
+def test_projection_rounds_never_increase_the_error_on_noiseless_data() -> None:
+    rng = np.random.default_rng(0)
+    S = load_dataset("digits", "test", 30, seed=1).astype(np.float64)
+    Phi = gaussian_operator(0.25, 64, seed=3)
+    Y = measure(S, Phi)
+    P = np.linalg.pinv(Phi)
+    X = np.clip(S + 0.3 * rng.standard_normal(S.shape), 0, 1)  # some estimate
+    errs = [np.linalg.norm(X - S, axis=1)]
+    for k in range(1, 5):
+        Xk = consistency_step(X, Y, Phi, P, "project", k)
+        errs.append(np.linalg.norm(Xk - S, axis=1))
+    E = np.array(errs)
+    assert np.all(np.diff(E, axis=0) <= 1e-10)  # per image, per round: never worse (convex projections)
+    assert np.all(E[-1] < E[0])
+    # one unclipped projection is exactly consistent
+    X1 = X - (X @ Phi.T - Y) @ P.T
+    np.testing.assert_allclose(X1 @ Phi.T, Y, atol=1e-10)
+    G = consistency_step(X, Y, Phi, P, "gradient", 3)
+    assert np.linalg.norm(G @ Phi.T - Y) < np.linalg.norm(X @ Phi.T - Y)
+    np.testing.assert_array_equal(consistency_step(X, Y, Phi, P, "none", 3), X)
+
+
+# ---------------------------------------------------------------- residual decoders
+def test_residual_adam_is_no_worse_than_its_linear_part(digits) -> None:
+    pytest.importorskip("torch")
+    Phi, Y, S, Yt, St = digits
+    dec = get_decoder("res-adam", Phi, hidden=(64,), epochs=30, seed=0).fit(Y, S)
+    assert set(dec.validation_mse_) == {f"{a}+{b}" for a in ("residual", "linear") for b in ("none", "project", "gradient")}
+    chosen = f"{'residual' if dec.residual_used_ else 'linear'}+{dec.consistency_}"
+    assert dec.validation_mse_[chosen] == min(dec.validation_mse_.values())
+    assert dec.validation_mse_[chosen] <= dec.validation_mse_["linear+none"]  # never worse than linear on held-out
+    lin = LinearDecoder(Phi).fit(Y, S)
+    assert psnr(St, dec.reconstruct(Yt)).mean() > psnr(St, lin.reconstruct(Yt)).mean()
+    # the parts compose as documented
+    X = dec.network_estimate(Yt)
+    np.testing.assert_allclose(
+        dec.reconstruct(Yt),
+        np.clip(consistency_step(X, Yt, Phi, dec.Phi_pinv, dec.consistency_, dec.rounds, dec.step), 0, 1))
+
+
+def test_residual_alm_variants_train_and_are_named_apart(digits) -> None:
+    Phi, Y, S, Yt, St = digits
+    pure = get_decoder("res-alm", Phi, hidden=(8,), time_limit=3.0).fit(Y, S)
+    refined = get_decoder("res-alm+lbfgs", Phi, hidden=(8,), time_limit=3.0).fit(Y, S)
+    assert pure.trainer == "alm" and refined.trainer == "alm+lbfgs"
+    assert pure.result_ is not None and refined.result_ is not None
+    for dec in (pure, refined):
+        assert [W.shape for W, _ in dec.weights_] == [(8, 16), (64, 8)]
+        out = dec.reconstruct(Yt)
+        assert out.shape == St.shape and np.all((out >= 0) & (out <= 1))
+    with pytest.raises(CSInputError, match="trainer"):
+        get_decoder("res-alm", Phi, trainer="sgd")
+    with pytest.raises(CSInputError, match="consistency"):
+        get_decoder("res-alm", Phi, consistency="magic")
+
+
+# ---------------------------------------------------------------- block CS
+def test_blocks_round_trip_and_exact_block_cs() -> None:
+    img = np.random.default_rng(0).random((70, 40))
+    blocks, padded = image_to_blocks(img, 33)
+    assert blocks.shape == (3 * 2, 33 * 33) and padded == (99, 66)
+    np.testing.assert_array_equal(blocks_to_image(blocks, padded, img.shape, 33), img)
+    np.testing.assert_array_equal(blocks[0].reshape(33, 33), img[:33, :33])
+    Phi = gaussian_operator(1.0, 33 * 33, seed=0)  # square Phi: the pseudo-inverse is exact
+    pinv = get_decoder("pinv", Phi, clip=False)
+    rec = block_cs(img, lambda B: measure(B, Phi), pinv.reconstruct)
+    np.testing.assert_allclose(rec, img, atol=1e-8)
+
+
+def test_tv_anchored_hybrid_picks_beta_on_held_out_pairs(digits) -> None:
+    pytest.importorskip("torch")
+    Phi, Y, S, Yt, St = digits
+    dec = get_decoder("tv+res-adam", Phi, inner_options={"hidden": (8,), "epochs": 2}, betas=(0.0, 0.1, 10.0),
+                      max_iter=50, validation=0.2).fit(Y, S)
+    assert dec.name == "tv+res-adam" and dec.inner_.name == "res-adam"
+    assert set(dec.validation_mse_) == {0.0, 0.1, 10.0}
+    assert dec.validation_mse_[dec.beta_] == min(dec.validation_mse_.values())
+    X0 = dec.inner_.reconstruct(Yt)
+    np.testing.assert_allclose(dec.reconstruct(Yt), np.clip(dec._tv.solve(Yt, S0=X0, anchor=X0, beta=dec.beta_), 0, 1))
+    # a huge anchor weight returns the learned estimate; beta = 0 is TV recovery
+    big = dec._tv.solve(Yt, S0=X0, anchor=X0, beta=1e8)
+    np.testing.assert_allclose(big, np.clip(X0, 0, 1), atol=1e-5)
+    with pytest.raises(CSInputError, match="learned"):
+        get_decoder("tv+res-adam", Phi, inner="tv")
