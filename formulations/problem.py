@@ -22,6 +22,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import InputError, UnknownNameError
+from .validation import check_weights as _check_weights
+from .validation import parse_widths
 
 LOSSES = ("mse", "mae")
 
@@ -84,22 +86,6 @@ def _as_2d(name: str, a: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _check_widths(widths) -> tuple[int, ...]:
-    if isinstance(widths, (str, bytes)):
-        raise InputError(f"widths must be a sequence of integers, got the string {widths!r}")
-    try:
-        items = list(widths)
-    except TypeError:
-        raise InputError(f"widths must be a sequence of integers, got {widths!r}") from None
-    out = []
-    for w in items:
-        if isinstance(w, (bool, np.bool_)) or not isinstance(w, (int, np.integer, float, np.floating)) \
-                or not np.isfinite(w) or w != int(w):
-            raise InputError(f"widths must be positive integers, got {tuple(items)!r}")
-        out.append(int(w))
-    return tuple(out)
-
-
 @dataclass(eq=False)
 class TrainingProblem:
     """Declarative ReLU training problem (validated on construction).
@@ -127,11 +113,7 @@ class TrainingProblem:
         self.Y = _as_2d("Y", self.Y)
         if self.X.shape[0] != self.Y.shape[0]:
             raise InputError(f"X has {self.X.shape[0]} samples but Y has {self.Y.shape[0]}")
-        widths = _check_widths(self.widths)
-        if len(widths) < 3:
-            raise InputError(f"widths {widths} need input, at least one hidden layer and output (e.g. 1,2,1)")
-        if min(widths) < 1:
-            raise InputError(f"widths must be positive, got {widths}")
+        widths = parse_widths(self.widths)
         if widths[0] != self.X.shape[1]:
             raise InputError(f"widths start with {widths[0]} but X has {self.X.shape[1]} columns")
         if widths[-1] != self.Y.shape[1]:
@@ -240,13 +222,9 @@ class TrainingProblem:
             return float(np.einsum("ij,ij->", pred, pred) / n)
         return float(np.abs(pred).sum() / n)
 
-    def check_weights(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
-        if len(weights) != self.n_layers:
-            raise InputError(f"expected {self.n_layers} layers of weights, got {len(weights)}")
-        for l, (W, b) in enumerate(weights, start=1):
-            shape = (self.widths[l], self.widths[l - 1])
-            if np.shape(W) != shape or np.shape(b) != (self.widths[l],):
-                raise InputError(f"layer {l} weights need shapes {shape} and {(self.widths[l],)}")
+    def check_weights(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Float64 copies of ``weights`` after checking them against ``widths`` (shapes, finite values)."""
+        return _check_weights(weights, widths=self.widths)
 
 
 MAX_GENERATED = 10**8
@@ -265,14 +243,12 @@ def random_instance(
     The target is not representable by a small ReLU network, so optima are positive and a
     non-tight relaxation shows up as a strictly lower value.
     """
-    if int(n_samples) < 1:
-        raise InputError(f"samples must be a positive integer, got {n_samples}")
-    widths = _check_widths(widths)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise InputError(f"samples must be a positive integer, got {n_samples!r}")
+    widths = parse_widths(widths)
     if int(n_samples) * sum(widths) > MAX_GENERATED:
         raise InputError(f"a generated instance of {n_samples} samples x {sum(widths)} widths is too large "
                          f"(limit {MAX_GENERATED:g} values)")
-    if len(widths) < 2 or min(widths) < 1:
-        raise InputError(f"widths must be positive integers, got {widths}")
     rng = np.random.default_rng(seed)
     n0, nL = widths[0], widths[-1]
     X = rng.uniform(-1.0, 1.0, size=(int(n_samples), n0))

@@ -254,7 +254,7 @@ def spec_from_dict(data: dict, path: str | None = None) -> SweepSpec:
             raise SweepError(f"sweep key {k!r} is missing{where}")
     raw = {**DEFAULTS, **data}
     kw: dict[str, Any] = {}
-    kw["seeds"] = _unique(_int("seeds", v, where) for v in _as_list("seeds", raw["seeds"], where))
+    kw["seeds"] = _unique(_int("seeds", v, where, 0) for v in _as_list("seeds", raw["seeds"], where))
     kw["samples"] = _unique(_int("samples", v, where, 1) for v in _as_list("samples", raw["samples"], where))
     w = raw["widths"]
     # one width list given as [1, 2, 1] (not a list of lists): one grid value
