@@ -271,8 +271,9 @@ def _verify_interrupted(args, job, finished, n_runs: int, exc: BaseException) ->
                               runs=list(finished))
         write_json_atomic(args.json, report.to_dict())
         where = f" and written to {args.json} (marked interrupted)"
-    sys.stderr.write(f"unrectify: interrupted by {what}: {len(finished)} of {n_runs} solves finished (shown above"
-                     f"{where}); lost: the solve in progress and {max(lost - 1, 0)} not started; no verdicts\n")
+    kept = f" (shown above{where})" if finished else ""
+    sys.stderr.write(f"unrectify: interrupted by {what}: {len(finished)} of {n_runs} solves finished{kept}; "
+                     f"lost: the solve in progress and {max(lost - 1, 0)} not started; no verdicts\n")
     return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
 
 
