@@ -133,7 +133,7 @@ class FixedNetwork:
     # -- numerics -----------------------------------------------------------------------
     def preactivations(self, X) -> list[np.ndarray]:
         """Pre-activations ``z_1..z_L`` of every row of ``X`` (``(N, n_0)`` or ``(n_0,)``)."""
-        X = np.asarray(X, dtype=float)
+        X = _finite_array("network input", X)
         h = X[None, :] if X.ndim == 1 else X
         if h.ndim != 2 or h.shape[1] != self.n_inputs:
             raise InputError(f"network input must have {self.n_inputs} columns, got shape {X.shape}")

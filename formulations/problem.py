@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import InputError, UnknownNameError
 from .validation import check_weights as _check_weights
-from .validation import parse_widths
+from .validation import finite_array, parse_widths
 
 LOSSES = ("mse", "mae")
 
@@ -67,20 +67,13 @@ MAX_BOUND = 1e8
 
 
 def _as_2d(name: str, a: np.ndarray) -> np.ndarray:
-    if np.iscomplexobj(a):
-        raise InputError(f"{name} is complex; real-valued data is required")
-    try:
-        arr = np.asarray(a, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} is not a numeric array ({str(exc).splitlines()[0]})") from None
+    arr = finite_array(name, a)          # numeric, real, finite
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
         raise InputError(f"{name} must be 1-D or 2-D (samples first), got shape {arr.shape}")
     if arr.size == 0:
         raise InputError(f"{name} is empty (shape {arr.shape})")
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{name} contains NaN or infinite values")
     if np.abs(arr).max() > MAX_DATA:
         raise InputError(f"{name} has values above {MAX_DATA:g} in magnitude; rescale the data")
     return arr
@@ -130,18 +123,15 @@ class TrainingProblem:
                 raise InputError(f"weight bound B must be positive and finite, got {self.weight_bound!r}")
             self.weight_bound = B
         frozen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for layer, wb in dict(self.frozen).items():
+        try:
+            items = dict(self.frozen).items()
+        except (TypeError, ValueError):
+            raise InputError("frozen must be a mapping {layer: (W, b)}") from None
+        for layer, wb in items:
+            if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= layer <= self.n_layers:
+                raise InputError(f"frozen layer {layer!r} outside 1..{self.n_layers}")
             l = int(layer)
-            if not 1 <= l <= self.n_layers:
-                raise InputError(f"frozen layer {layer} outside 1..{self.n_layers}")
-            W = np.asarray(wb[0], dtype=float)
-            b = np.asarray(wb[1], dtype=float).reshape(-1)
-            if W.shape != (widths[l], widths[l - 1]) or b.shape != (widths[l],):
-                raise InputError(
-                    f"frozen layer {l} needs W {(widths[l], widths[l - 1])} and b {(widths[l],)}, "
-                    f"got {W.shape} and {b.shape}")
-            if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
-                raise InputError(f"frozen layer {l} has NaN or infinite weights")
+            [(W, b)] = _check_weights([wb], widths=(widths[l - 1], widths[l]), name=f"frozen layer {l}")
             frozen[l] = (W, b)
         if len(frozen) == self.n_layers:
             raise InputError("every layer is frozen: there is nothing to train")
@@ -213,7 +203,7 @@ class TrainingProblem:
 
     def forward_loss(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
         """Loss of an ordinary ReLU forward pass with the given weights."""
-        pred = self.forward(weights)
+        pred = self.forward(self.check_weights(weights))
         if pred is self.X:  # no layers: do not modify the data
             pred = pred.copy()
         pred -= self.Y  # the residual, in the output's own memory

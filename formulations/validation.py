@@ -23,9 +23,9 @@ Weights = list[tuple[np.ndarray, np.ndarray]]
 
 def finite_array(name: str, a: Any, ndim: int | None = None, error: type[Exception] = InputError) -> np.ndarray:
     """A float64 copy of ``a``; refuses non-numeric, complex, wrongly shaped or non-finite input."""
-    if np.iscomplexobj(a):
-        raise error(f"{name} is complex; real values are required")
     try:
+        if np.iscomplexobj(a):
+            raise error(f"{name} is complex; real values are required")
         arr = np.array(a, dtype=float)
     except (TypeError, ValueError) as exc:
         raise error(f"{name} is not a numeric array ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None

@@ -711,3 +711,37 @@ def test_sigint_cs_keeps_partial_results(tmp_path):
     assert "2 of 3 (ratio, method) records finished" in stderr, stderr
     assert [r["method"] for r in json.loads(partial.read_text())] == ["pinv", "linear"]
     assert not (outdir / "results.json").exists()
+
+
+def test_torch_state_dict_is_data_not_code(tmp_path):
+    """``torch.load(weights_only=True)``: a pickled object is refused (one line), never run;
+    a real state dict round-trips."""
+    torch = pytest.importorskip("torch")
+    from unrectify.torch_io import load_state_dict, to_torch
+
+    seq = to_torch(W121)
+    good = tmp_path / "good.pt"
+    torch.save(seq.state_dict(), good)
+    got = load_state_dict(str(good))
+    assert all(np.array_equal(a, b) and np.array_equal(c, d) for (a, c), (b, d) in zip(got, W121))
+    evil = tmp_path / "evil.pt"
+    torch.save({"0.weight": torch.ones(2, 1), "payload": _Payload(tmp_path / "pwned")}, evil)
+    with pytest.raises(InputError, match="cannot load"):
+        load_state_dict(str(evil))
+    assert not (tmp_path / "pwned").exists()
+    torch.save({"0.weight": torch.full((2, 1), float("nan")), "0.bias": torch.zeros(2)}, tmp_path / "nan.pt")
+    with pytest.raises(InputError, match="NaN"):
+        load_state_dict(str(tmp_path / "nan.pt"))
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(InputError, match="cannot load"):
+        load_state_dict(str(tmp_path / "text.pt"))
+
+
+class _Payload:
+    """An object whose unpickling would create a file: weights_only must refuse to build it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))

@@ -43,9 +43,10 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 def jsonable(x: Any) -> Any:
-    """``x`` with numpy scalars/arrays converted to Python values and non-finite floats as ``None``."""
+    """``x`` with numpy scalars/arrays converted to Python values, dict keys as strings and
+    non-finite floats as ``None``."""
     if isinstance(x, dict):
-        return {k: jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):

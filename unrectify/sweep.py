@@ -199,21 +199,16 @@ def _positive_float(key: str, v, where: str) -> float:
 
 
 def _widths(v, where: str) -> tuple[int, ...]:
-    if isinstance(v, str):
-        try:
-            w = tuple(int(t) for t in v.split(","))
-        except ValueError:
-            raise SweepError(f"sweep key 'widths': {v!r} is not comma-separated integers like \"1,2,1\"{where}") from None
-    elif isinstance(v, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in v):
-        w = tuple(v)
-    else:
+    """``"1,2,1"`` or ``[1, 2, 1]`` through the package's one widths parser."""
+    from unrectify.formulations.validation import parse_widths
+
+    if not isinstance(v, (str, list)) or (isinstance(v, list) and not all(
+            isinstance(t, int) and not isinstance(t, bool) for t in v)):
         raise SweepError(f"sweep key 'widths': expected \"1,2,1\" or [1, 2, 1], got {v!r}{where}")
-    if len(w) < 3:
-        raise SweepError(f"sweep key 'widths': {v!r} needs input, at least one hidden layer and output "
-                         f"(e.g. \"1,2,1\"){where}")
-    if min(w) < 1:
-        raise SweepError(f"sweep key 'widths': widths must be positive, got {v!r}{where}")
-    return w
+    try:
+        return parse_widths(v, name="sweep key 'widths'")
+    except InputError as exc:
+        raise SweepError(f"{exc}{where}") from None
 
 
 def _names(key: str, values: list, known: Sequence[str], where: str) -> list[str]:
@@ -374,23 +369,10 @@ def expand(spec: SweepSpec) -> list[Task]:
 # the task (runs on a worker)
 # ---------------------------------------------------------------------------------------------
 def _clean(x):
-    """JSON-safe copy: numpy scalars and arrays to Python, non-finite floats to None."""
-    import numpy as np
+    """JSON-safe copy (numpy values converted, non-finite floats as None): :func:`unrectify.atomic.jsonable`."""
+    from .atomic import jsonable
 
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (float, np.floating)):
-        f = float(x)
-        return f if math.isfinite(f) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
+    return jsonable(x)
 
 
 def run_task(params: dict) -> dict:
