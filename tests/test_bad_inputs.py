@@ -171,6 +171,7 @@ VERIFY_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     # options the mode would ignore
     ("restarts-exact-backend", ["--backend", "scip", "--restarts", "5"], ("--restarts", "alm")),
     ("restarts-small-auto", ["--restarts", "5"], ("--restarts", "alm")),
+    ("alm-without-split", ["--backend", "alm", "--encodings", "sign"], ("--backend alm", "split")),
     ("seed-with-data", ["--data", "good.npz", "--seed", "3"], ("--seed", "--data")),
     ("data-and-samples", ["--data", "good.npz", "--samples", "3"], ("--samples", "--data")),
     ("scheduler-without-sweep", ["--scheduler", "tcp://localhost:1"], ("--scheduler", "--sweep")),

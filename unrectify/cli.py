@@ -170,6 +170,9 @@ def prepare_verify(args) -> dict:
         else list(BUILTIN)
     backends = name_list(args.backend, "--backend", known_backends()) if args.backend is not None \
         else [DEFAULT_BACKEND]
+    if "alm" in backends and "split" not in encodings:
+        raise CLIError(f"--backend alm solves the relaxed split form only, and --encodings {','.join(encodings)} "
+                       "has no split: the alm backend would run nothing")
     if args.json is not None:
         output_file(args.json, "--json", inputs=[args.data])
     loss = DEFAULT_LOSS if args.loss is None else args.loss

@@ -54,24 +54,23 @@ def nonnegative_int(text: str) -> int:
     return v
 
 
-def positive_float(text: str) -> float:
+def _number(text: str, positive: bool) -> float:
+    what = "a positive" if positive else "a non-negative"
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what} number, got {text!r}") from None
+    if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        raise argparse.ArgumentTypeError(f"expected {what} finite number, got {text!r}")
     return v
+
+
+def positive_float(text: str) -> float:
+    return _number(text, positive=True)
 
 
 def nonnegative_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return v
+    return _number(text, positive=False)
 
 
 def widths_arg(text: str) -> tuple[int, ...]:
