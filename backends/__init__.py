@@ -1,15 +1,17 @@
-"""Solver backends: each compiles a :class:`unrectify.formulations.Model`, solves it and extracts a
-:class:`RawResult`.  Solver packages are imported lazily, only when a backend runs."""
+"""Solver backends, one registry: each takes a formulation (a built :class:`unrectify.formulations.Model`,
+or the :class:`TrainingProblem` itself for problem-level backends such as the ALM) and returns a
+certified :class:`Solution` (:meth:`Backend.solve_problem`).  Solver packages are imported lazily,
+only when a backend runs.  Adding a backend: a module in this folder and one line in
+``_REGISTERED`` below (docs/extending.md)."""
 
 from __future__ import annotations
 
 from unrectify.formulations.errors import UnknownNameError
 
+from importlib import import_module
+
 from .base import STATUSES, Backend, Capabilities, RawResult
-from .cvxpy_backend import CvxpyBackend
-from .gurobi import GurobiBackend
-from .highs import HighsBackend
-from .scip import ScipBackend
+from .results import Result, Solution
 
 _BACKENDS: dict[str, type[Backend]] = {}
 
@@ -19,8 +21,18 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
     return cls
 
 
-for _cls in (ScipBackend, GurobiBackend, HighsBackend, CvxpyBackend):
-    register_backend(_cls)
+#: the registry: one line a backend ("module:class", relative to this package), in ``auto``'s
+#: order of preference among the backends that can take a model (routing, docs/backends.md)
+_REGISTERED = (
+    ".highs:HighsBackend",
+    ".cvxpy_backend:CvxpyBackend",
+    ".scip:ScipBackend",
+    ".gurobi:GurobiBackend",
+    ".alm.backend:AlmBackend",
+)
+for _entry in _REGISTERED:
+    _module, _cls = _entry.split(":")
+    register_backend(getattr(import_module(_module, __name__), _cls))
 
 
 def backend_names() -> list[str]:
@@ -28,11 +40,16 @@ def backend_names() -> list[str]:
     return list(_BACKENDS)
 
 
-def get_backend(name: str, **options) -> Backend:
+def backend_class(name: str) -> type[Backend]:
+    """The registered class of backend ``name`` (its capabilities are class attributes)."""
     try:
-        return _BACKENDS[name](**options)
+        return _BACKENDS[name]
     except KeyError:
         raise UnknownNameError(f"unknown backend {name!r}; available: auto, {', '.join(_BACKENDS)}") from None
+
+
+def get_backend(name: str, **options) -> Backend:
+    return backend_class(name)(**options)
 
 
 def available_backends() -> list[str]:
@@ -40,5 +57,5 @@ def available_backends() -> list[str]:
     return [n for n, c in _BACKENDS.items() if c.available()]
 
 
-__all__ = ["STATUSES", "Backend", "Capabilities", "RawResult", "available_backends", "backend_names",
-           "get_backend", "register_backend"]
+__all__ = ["STATUSES", "Backend", "Capabilities", "RawResult", "Result", "Solution", "available_backends",
+           "backend_class", "backend_names", "get_backend", "register_backend"]

@@ -1,7 +1,20 @@
 """Backend protocol: compile -> solve -> extract, with a status map and capability flags.
 
-A backend receives a solver-free :class:`unrectify.formulations.Model` and returns a picklable
-:class:`RawResult` (status, point, objective, bound).  Solver modules are imported lazily
+Every backend is reached the same way, :meth:`Backend.solve_problem` (problem -> formulation ->
+backend -> certified :class:`~unrectify.backends.results.Solution`):
+
+* a *model-level* backend (``capabilities.level == "model"``: SCIP, Gurobi, HiGHS, cvxpy)
+  receives the solver-free :class:`unrectify.formulations.Model` of the formulation and returns
+  a picklable :class:`RawResult` (status, point, objective and bound as the solver reported
+  them) through :meth:`compile`, :meth:`run` and :meth:`extract`; the base class formulates,
+  certifies and gates;
+* a *problem-level* backend (``level == "problem"``, e.g. the ALM solver) overrides
+  :meth:`solve_problem` and works on the :class:`TrainingProblem` itself, returning the same
+  :class:`Solution` through the same certificate gate (:meth:`make_solution`).
+
+The capability flags say what a backend takes (domains, encodings, losses, model classes, a
+weight box, sizes) and whether its ``optimal`` is a global optimum; routing
+(:mod:`unrectify.routing`) reads nothing else.  Solver modules are imported lazily
 inside the backend so that importing unrectify never requires an optional solver.  The
 call runs in a forked child process guarded by a wall clock, so ``time_limit`` holds even
 when a solver ignores its own limit (SCIP can overrun in presolve).
@@ -21,20 +34,38 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from unrectify.formulations.errors import ModelClassError, SolverUnavailableError, UnrectifyError
+from unrectify.formulations.certificate import Certificate, certify, gate
+from unrectify.formulations.encodings import DOMAINS
+from unrectify.formulations.errors import InputError, ModelClassError, SolverUnavailableError, UnrectifyError
 from unrectify.formulations.model import Model
+from unrectify.formulations.problem import LOSSES, TrainingProblem
+from unrectify.formulations.status import SOLVER_STATUSES
 from unrectify.formulations.validation import positive_number
 
-STATUSES = ("optimal", "time_limit", "infeasible", "local", "error")
+from .results import Solution
+
+#: statuses a backend reports (the certificate gate may turn ``optimal`` into ``uncertified``)
+STATUSES = SOLVER_STATUSES
 
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What a backend takes and what its answers mean (read by routing and preflight checks)."""
+
     integer: bool = False            # integer / binary variables
     quadratic_objective: bool = False  # convex quadratic objective
     nonconvex: bool = False          # bilinear constraints / nonconvex objective
-    global_optimum: bool = False     # a reported "optimal" is a certified global optimum
-    needs_box: bool = True           # needs finite bounds on every variable
+    global_optimum: bool = False     # a reported "optimal" is a global optimum (then certified)
+    needs_box: bool = True           # needs finite bounds on every variable (a weight box B)
+    level: str = "model"             # "model": solves a built Model; "problem": the TrainingProblem
+    domains: tuple[str, ...] = DOMAINS            # activation domains it solves
+    encodings: tuple[str, ...] | None = None      # encodings it solves (None: every registered one)
+    losses: tuple[str, ...] = LOSSES              # training losses it solves
+    max_binaries: int | None = None  # ``auto`` sends larger instances (activation variables) elsewhere
+    max_bilinear: int | None = None  # ... and instances with more bilinear terms
+    max_vars: int | None = None      # hard size limit (e.g. a size-limited licence), None: none
+    max_constraints: int | None = None
+    auto_classes: tuple[str, ...] | None = None   # model classes ``auto`` sends here (None: all it supports)
 
 
 @dataclass
@@ -57,9 +88,15 @@ class Backend:
     solver: ClassVar[str] = ""
     module: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: keyword options this backend understands (None: any); others are recorded as ignored
+    option_names: ClassVar[tuple[str, ...] | None] = None
+    #: defaults of those options: the one place they are set (named or reached through ``auto``)
+    option_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **options: Any) -> None:
-        self.options = options
+        known = self.option_names
+        self.ignored_options = sorted(k for k in options if known is not None and k not in known)
+        self.options = {**self.option_defaults, **{k: v for k, v in options.items() if k not in self.ignored_options}}
 
     # -- availability and model checks ------------------------------------------------
     @classmethod
@@ -73,6 +110,8 @@ class Backend:
     def supports(self, model: Model) -> str | None:
         """None if the model is within this backend's capabilities, else the reason it is not."""
         cap = self.capabilities
+        if cap.level != "model":
+            return f"backend {self.name!r} solves training problems, not built models"
         if model.n_integer and not cap.integer:
             return f"backend {self.name!r} does not handle integer variables"
         if (model.has_quadratic_constraints or not model.objective_is_convex) and not cap.nonconvex:
@@ -87,6 +126,81 @@ class Backend:
         reason = self.supports(model)
         if reason:
             raise ModelClassError(reason)
+
+    @classmethod
+    def takes(cls, problem: TrainingProblem | None, encoding: str, domain: str) -> str | None:
+        """None if this backend solves ``encoding`` in ``domain`` (and ``problem``'s loss and box),
+        else the one-line reason it does not (from the capability flags only)."""
+        cap = cls.capabilities
+        if cap.encodings is not None and encoding not in cap.encodings:
+            return f"backend {cls.name!r} solves the {'/'.join(cap.encodings)} encoding only, not {encoding}"
+        if domain not in cap.domains:
+            return f"backend {cls.name!r} solves the {'/'.join(cap.domains)} domain only, not {domain}"
+        if problem is not None:
+            if problem.loss not in cap.losses:
+                return f"backend {cls.name!r} does not solve the {problem.loss} loss"
+            if cap.needs_box and problem.weight_bound is None:
+                return f"backend {cls.name!r} needs a weight box (weight_bound=None)"
+        return None
+
+    @classmethod
+    def check_resources(cls, problem: TrainingProblem, time_limit: float | None, **options: Any) -> None:
+        """Raise :class:`~unrectify.formulations.errors.ResourceLimitError` (one line, with the
+        estimate) when solving ``problem`` with ``options`` cannot fit this machine, before any
+        work.  Model-level backends check nothing here (the built model's size and licence are
+        checked by :meth:`check`); a problem-level backend estimates its own arrays."""
+        return None
+
+    @classmethod
+    def fits(cls, binaries: int, bilinear: int) -> str | None:
+        """None if an instance of this size is within ``auto``'s limits for this backend, else why not."""
+        cap = cls.capabilities
+        if cap.max_binaries is not None and binaries > cap.max_binaries:
+            return f"{binaries} activation variables > {cap.max_binaries}"
+        if cap.max_bilinear is not None and bilinear > cap.max_bilinear:
+            return f"{bilinear} bilinear terms > {cap.max_bilinear}"
+        return None
+
+    # -- the whole chain: problem -> formulation -> backend -> certified Solution ---------
+    def solve_problem(self, problem: TrainingProblem, encoding: str = "split", domain: str = "interval",
+                      time_limit: float | None = 60.0, symmetry_breaking: bool | str | list[str] = False,
+                      guard: bool = True) -> Solution:
+        """Formulate, compile/solve/extract, certify in numpy and gate the status."""
+        from unrectify.formulations.builder import build_training_model
+
+        reason = self.takes(problem, encoding, domain)
+        if reason:
+            raise InputError(reason)
+        t0 = time.perf_counter()
+        tm = build_training_model(problem, encoding, domain, symmetry_breaking)
+        raw = self.solve(tm.model, time_limit=time_limit, guard=guard)
+        weights = activations = cert = None
+        if raw.x is not None:
+            weights, activations, cert = tm.weights(raw.x), tm.activations(raw.x), certify(tm, raw.x)
+        return self.make_solution(
+            raw, cert, weights=weights, activations=activations, seconds=time.perf_counter() - t0,
+            encoding=tm.encoding.name, domain=domain, model_stats=tm.model.stats(),
+            symmetry_breaking=list(tm.symmetry_breaking), point=raw.x)
+
+    def make_solution(self, raw: RawResult, cert: Certificate | None, **fields: Any) -> Solution:
+        """The gated :class:`Solution` of a solver answer ``raw`` and its certificate ``cert``:
+        ``optimal`` only when the solver said so, this backend certifies global optima and the
+        certificate agrees with the solver's objective (:func:`unrectify.formulations.certificate.gate`)."""
+        agrees = cert is not None and cert.agrees_with(raw.objective)
+        status, certified = gate(raw.status, self.capabilities.global_optimum, agrees)
+        message = raw.message
+        if raw.status == "optimal" and not certified:
+            message = ((message + "; ") if message else "") + (
+                "solver reported optimal but the certificate disagrees"
+                + ("" if cert is None else f" (violation {cert.max_violation:.3g}, forward loss "
+                   f"{cert.forward_loss:.10g} vs solver objective {raw.objective!r})"))
+        extra = dict(raw.extra)
+        if self.ignored_options:
+            extra["ignored_options"] = list(self.ignored_options)
+        return Solution(status=status, objective=raw.objective, bound=raw.bound, backend=self.name,
+                        solver=raw.solver, certificate=cert, message=message, extra=extra,
+                        solver_status=raw.status, solver_objective=raw.objective, solver_bound=raw.bound,
+                        certified=certified, global_solver=self.capabilities.global_optimum, **fields)
 
     # -- the three steps ----------------------------------------------------------------
     def compile(self, model: Model, time_limit: float | None) -> Any:

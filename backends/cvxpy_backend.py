@@ -26,7 +26,9 @@ class CvxpyBackend(Backend):
     name = "cvxpy"
     solver = "cvxpy"
     module = "cvxpy"
-    capabilities = Capabilities(integer=True, quadratic_objective=True, nonconvex=False, global_optimum=True)
+    capabilities = Capabilities(integer=True, quadratic_objective=True, nonconvex=False, global_optimum=True,
+                                auto_classes=("LP", "QP"))
+    option_names = ("solver",)
 
     def preload(self) -> None:
         super().preload()
@@ -102,6 +104,7 @@ class CvxpyBackend(Backend):
         prob, x, solver = native
         status = STATUS_MAP.get(str(outcome), "error")
         xv = None if x.value is None else np.asarray(x.value, dtype=float)
-        obj = float(model.objective_value(xv)) if xv is not None else None
-        return RawResult(status, xv, obj, obj if status == "optimal" else None, f"cvxpy/{solver}",
+        obj = float(prob.value) if xv is not None and prob.value is not None else None   # the solver's own
+        # cvxpy reports no dual bound: none is invented from the primal value
+        return RawResult(status, xv, obj, None, f"cvxpy/{solver}",
                          message="" if status != "error" else f"cvxpy status {outcome}")

@@ -47,7 +47,9 @@ class GurobiBackend(Backend):
     name = "gurobi"
     solver = "Gurobi (gurobipy)"
     module = "gurobipy"
-    capabilities = Capabilities(integer=True, quadratic_objective=True, nonconvex=True, global_optimum=True)
+    capabilities = Capabilities(integer=True, quadratic_objective=True, nonconvex=True, global_optimum=True,
+                                max_binaries=64, max_bilinear=400, max_vars=LIMIT_VARS, max_constraints=LIMIT_CONS)
+    option_names = ("gap", "absgap", "license_limits")
 
     def check(self, model: Model) -> None:
         super().check(model)
@@ -117,11 +119,11 @@ class GurobiBackend(Backend):
         g, x, env = native
         status = STATUS_MAP.get(int(outcome), "error")
         xv = np.asarray(x.X, dtype=float) if g.SolCount > 0 else None
-        obj = float(model.objective_value(xv)) if xv is not None else None
+        obj = float(g.ObjVal) if xv is not None else None   # the solver's own objective
         try:
-            bound = float(g.ObjBound)
+            bound = float(g.ObjBound)    # proven bound (MIP / nonconvex); not defined for an LP
         except Exception:
-            bound = obj if status == "optimal" else None
+            bound = None
         res = RawResult(status, xv, obj, bound, self.solver,
                         message="" if status != "error" else f"Gurobi status code {outcome}")
         g.dispose()

@@ -55,7 +55,9 @@ class HighsBackend(Backend):
     name = "highs"
     solver = "HiGHS (highspy)"
     module = "highspy"
-    capabilities = Capabilities(integer=True, quadratic_objective=False, nonconvex=False, global_optimum=True)
+    capabilities = Capabilities(integer=True, quadratic_objective=False, nonconvex=False, global_optimum=True,
+                                auto_classes=("LP", "MILP"))
+    option_names = ("gap",)
 
     def preload(self) -> None:
         silence_banner()
@@ -99,10 +101,11 @@ class HighsBackend(Backend):
         x = None
         if info.primal_solution_status == 2:  # feasible point available
             x = np.asarray(native.getSolution().col_value, dtype=float)
-        objective = float(model.objective_value(x)) if x is not None else None
-        if model.n_integer:
-            bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-        else:
-            bound = objective if status == "optimal" else None
+        # the solver's own objective (the certificate recomputes it independently)
+        objective = float(info.objective_function_value) if x is not None else None
+        # a proven bound only: HiGHS reports a dual bound for MIPs; an LP gets none (never the primal copied)
+        bound = None
+        if model.n_integer and np.isfinite(info.mip_dual_bound):
+            bound = float(info.mip_dual_bound)
         return RawResult(status, x, objective, bound, self.solver,
                          message="" if status != "error" else f"HiGHS model status {key}")

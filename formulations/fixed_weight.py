@@ -46,6 +46,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .network import forward
+
 from .builder import Operand, affine_rows
 from .encodings import Encoding, get_encoding
 from .errors import InputError, UnknownNameError
@@ -137,12 +139,8 @@ class FixedNetwork:
         h = X[None, :] if X.ndim == 1 else X
         if h.ndim != 2 or h.shape[1] != self.n_inputs:
             raise InputError(f"network input must have {self.n_inputs} columns, got shape {X.shape}")
-        zs = []
-        for l, (W, b) in enumerate(self.weights):
-            z = h @ W.T + b
-            zs.append(z if X.ndim == 2 else z[0])
-            h = np.maximum(z, 0.0)
-        return zs
+        zs, _ = forward(self.weights, h)   # the one forward pass (formulations/network.py)
+        return zs if X.ndim == 2 else [z[0] for z in zs]
 
     def forward(self, X) -> np.ndarray:
         """ReLU forward pass (hidden ReLU, affine output); keeps a 1-D input 1-D."""

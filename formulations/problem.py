@@ -22,31 +22,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import InputError, UnknownNameError
+from .network import forward, predict, relu  # noqa: F401  (re-exported: the one forward pass)
 from .validation import check_weights as _check_weights
 from .validation import finite_array, parse_widths
 
 LOSSES = ("mse", "mae")
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
-
-
-def relu(z: np.ndarray) -> np.ndarray:
-    return np.maximum(z, 0.0)
-
-
-def forward(weights: Sequence[tuple[np.ndarray, np.ndarray]], X: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """ReLU forward pass. Returns pre-activations ``Z_l`` and activations ``X_l`` per layer
-    (``X_L = Z_L``, the affine output)."""
-    zs: list[np.ndarray] = []
-    xs: list[np.ndarray] = []
-    h = np.asarray(X, dtype=float)
-    last = len(weights) - 1
-    for l, (W, b) in enumerate(weights):
-        z = h @ np.asarray(W, dtype=float).T + np.asarray(b, dtype=float)
-        h = z if l == last else relu(z)
-        zs.append(z)
-        xs.append(h)
-    return zs, xs
 
 
 def loss_value(pred: np.ndarray, Y: np.ndarray, loss: str) -> float:
@@ -189,17 +171,8 @@ class TrainingProblem:
         return out
 
     def forward(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        """Network output for all samples; one layer's activations alive at a time (bias and
-        ReLU in place), so memory is O(N * max width) rather than all layers' arrays."""
-        h = self.X
-        last = len(weights) - 1
-        for l, (W, b) in enumerate(weights):
-            z = h @ np.asarray(W, dtype=float).T
-            z += np.asarray(b, dtype=float)
-            if l < last:
-                np.maximum(z, 0.0, out=z)
-            h = z
-        return h
+        """Network output for all samples (:func:`unrectify.formulations.network.predict`)."""
+        return predict(weights, self.X)
 
     def forward_loss(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
         """Loss of an ordinary ReLU forward pass with the given weights."""

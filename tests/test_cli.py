@@ -113,7 +113,14 @@ def test_verify_json_schema_and_verdicts(tmp_path):
     for r in doc["runs"]:
         assert set(r) >= {"encoding", "domain", "backend", "status", "objective", "bound", "forward_loss",
                           "max_violation", "seconds"}
-        assert r["status"] in {"optimal", "time_limit", "infeasible", "local", "error"}
+        assert r["status"] in {"optimal", "uncertified", "time_limit", "infeasible", "local", "error"}
+        # the solver's own numbers beside the recomputed forward-pass loss, and the certificate's verdict
+        assert isinstance(r["certified"], bool) and "solver_objective" in r and "solver_bound" in r
+        assert r["certified"] == (r["status"] == "optimal")
+    runs = {(r["encoding"], r["domain"]): r for r in doc["runs"]}
+    # the non-tight relaxation is solved to optimality, but its point is no ReLU network: not certified
+    assert runs["sign", "interval"]["solver_status"] == "optimal" and runs["sign", "interval"]["certified"] is False
+    assert runs["split", "interval"]["certified"] is True
     verdicts = {v["encoding"]: v for v in doc["verdicts"]}
     assert verdicts["split"]["tight"] is True
     assert verdicts["sign"]["tight"] is False

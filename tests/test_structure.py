@@ -112,7 +112,7 @@ def test_unknown_names():
 def test_no_solver_imported_by_formulations():
     import subprocess
     import sys
-    code = ("import sys, formulations; from unrectify.formulations import *; p = random_instance(3);"
+    code = ("import sys, unrectify.formulations; from unrectify.formulations import *; p = random_instance(3);"
             "build_training_model(p, 'split', 'binary');"
             "bad = [m for m in ('pyomo', 'pyscipopt', 'gurobipy', 'cvxpy', 'highspy') if m in sys.modules];"
             "print(','.join(bad))")

@@ -1,19 +1,19 @@
-"""The entry verb: ``solve(problem, encoding, domain, backend, ...) -> Solution``."""
+"""The entry verb: ``solve(problem, encoding, domain, backend, ...) -> Solution``.
+
+One chain for every backend: problem -> route (``backend="auto"``) -> the backend's
+:meth:`~unrectify.backends.Backend.solve_problem` (formulation, compile/solve/extract, numpy
+certificate, status gate) -> :class:`Solution`.
+"""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from unrectify.backends import get_backend
-from unrectify.formulations import InputError, TrainingProblem, build_training_model
-from unrectify.formulations.builder import TrainingModel, symmetry_kinds
+from unrectify.backends import Solution, get_backend
+from unrectify.formulations import TrainingProblem, build_training_model
+from unrectify.formulations.builder import TrainingModel
 
-from .routing import choose_backend, choose_training_route
-from .solution import Solution, certify, certify_split_iterate
-
-#: keyword options understood by the ALM backend (the others go to exact backends)
-ALM_OPTIONS = ("restarts", "seed", "max_outer", "max_inner", "tol", "dtype", "init", "progress", "callback")
+from .routing import route as choose_route
 
 
 def formulate(problem: TrainingProblem, encoding: str = "split", domain: str = "interval",
@@ -34,69 +34,31 @@ def solve(
 ) -> Solution:
     """Formulate ``problem`` with ``encoding`` in ``domain``, solve it and certify the answer.
 
-    ``backend="auto"`` sends small instances to an exact solver chosen by problem class and
-    licence, and relaxed split instances beyond the exact limits to the ALM solver; the choice
-    and its reason are in ``Solution.extra["route"]``.  ``time_limit`` is wall-clock seconds
-    (exact solvers run under a guard process).  The certificate (max violation, ReLU forward-pass
-    loss) is recomputed in numpy from the returned point.  ALM options (``restarts``, ``seed``,
-    ``max_outer``, ``dtype``, ``init``, ``progress``, ``callback``, ...) pass through
-    ``backend_options``.
+    ``backend="auto"`` picks a backend from the registry's capability flags
+    (:func:`unrectify.routing.route`): an exact solver chosen by model class and licence for
+    instances within its size limits, else a backend that takes the problem itself (the ALM
+    solver for the relaxed split form), whose answer is not certified.  The choice and its
+    reason are in ``Solution.route`` (and ``Solution.extra["route"]``).  A backend reached
+    through ``auto`` runs exactly as when named: same defaults, same options.  ``time_limit`` is
+    wall-clock seconds (exact solvers run under a guard process).  The certificate (max
+    violation, ReLU forward-pass loss) is recomputed in numpy from the returned point, and
+    ``status`` is ``optimal`` only when the solver reported a global optimum and the
+    certificate agrees (``Solution.certified``).  Backend options (e.g. ``gap`` for SCIP,
+    ``restarts``, ``seed``, ``max_outer`` for the ALM) pass through ``backend_options``; those
+    the chosen backend does not know are listed in ``Solution.extra["ignored_options"]``.
     """
-    route = None
+    reason = None
     name = backend
     if backend == "auto":
-        name, route = choose_training_route(problem, encoding, domain)
-    if name == "alm":
-        return _solve_alm(problem, encoding, domain, time_limit, route, **backend_options)
-    alm_only = sorted(set(backend_options) & set(ALM_OPTIONS))
-    backend_options = {k: v for k, v in backend_options.items() if k not in ALM_OPTIONS}
-    t0 = time.perf_counter()
-    tm = formulate(problem, encoding, domain, symmetry_breaking)
-    if name == "auto":
-        name, route = choose_backend(tm.model)
+        chosen = choose_route(problem, encoding, domain, symmetry_breaking)
+        name, reason = chosen.backend, chosen.reason
     be = get_backend(name, **backend_options)
-    raw = be.solve(tm.model, time_limit=time_limit, guard=guard)
-    weights = activations = cert = None
-    if raw.x is not None:
-        weights = tm.weights(raw.x)
-        activations = tm.activations(raw.x)
-        cert = certify(tm, raw.x)
-    extra = dict(raw.extra)
-    if route:
-        extra["route"] = route
-    if alm_only:
-        extra["ignored_options"] = alm_only
-    return Solution(
-        status=raw.status, objective=raw.objective, bound=raw.bound, weights=weights, activations=activations,
-        seconds=time.perf_counter() - t0, backend=name, solver=raw.solver, encoding=tm.encoding.name,
-        domain=domain, certificate=cert, model_stats=tm.model.stats(), symmetry_breaking=list(tm.symmetry_breaking),
-        message=raw.message, point=raw.x, extra=extra,
-    )
+    sol = be.solve_problem(problem, encoding, domain, time_limit=time_limit, symmetry_breaking=symmetry_breaking,
+                           guard=guard)
+    if reason:
+        sol.route = reason
+        sol.extra["route"] = reason
+    return sol
 
 
-def _solve_alm(problem: TrainingProblem, encoding: str, domain: str, time_limit: float | None,
-               route: str | None, **options: Any) -> Solution:
-    """Relaxed split form by the augmented Lagrangian method: status ``local``, never ``optimal``."""
-    from unrectify.backends.alm import solve_alm
-
-    if encoding != "split" or domain != "interval":
-        raise InputError(f"the alm backend solves the relaxed split form only (encoding split, domain interval), "
-                         f"not {encoding}/{domain}")
-    unknown = sorted(set(options) - set(ALM_OPTIONS) - {"strategy", "polish", "mu0", "explore"})
-    t0 = time.perf_counter()
-    res = solve_alm(problem, time_limit=time_limit, **options)
-    cert = certify_split_iterate(problem, res.weights, res.hidden, res.output)
-    extra = {"stop_reason": res.stop_reason, "restart_losses": res.restart_losses, "best_restart": res.best_restart,
-             "stationarity": res.stationarity, "alm_options": res.options}
-    if route:
-        extra["route"] = route
-    if unknown:
-        extra["passed_to_alm"] = unknown
-    n_h = problem.n_samples * sum(problem.hidden_widths)
-    return Solution(
-        status=res.status, objective=res.objective, bound=None, weights=res.weights,
-        activations=[{"Z": h["Z"], "X": h["X"], "D": h["D"]} for h in res.hidden],
-        seconds=time.perf_counter() - t0, backend="alm", solver="unrectify ALM (numpy)", encoding="split",
-        domain="interval", certificate=cert, model_stats={"hidden_unit_samples": n_h, "class": "QCQP"},
-        symmetry_breaking=list(symmetry_kinds(False)), message=res.message, history=res.history, extra=extra,
-    )
+__all__ = ["formulate", "solve"]

@@ -17,8 +17,9 @@ import sys
 from typing import Sequence
 
 from unrectify.formulations import BUILTIN, UnrectifyError, random_instance
+from unrectify.formulations.errors import CLIError
 
-from .validate import (CLIError, input_file, name_list, nonnegative_int, output_file, positive_float,
+from .validate import (input_file, name_list, nonnegative_int, output_file, positive_float,
                        positive_int, widths_arg)
 
 #: the built-in default instance of `unrectify verify` (certifies in well under 2 minutes)
@@ -30,7 +31,6 @@ DEFAULT_WEIGHT_BOUND = 2.0
 DEFAULT_BACKEND = "auto"
 DEFAULT_TIME_LIMIT = 60.0
 DEFAULT_SYMMETRY = "all"
-DEFAULT_RESTARTS = 10
 
 EXIT_BAD_INPUT = 2
 EXIT_SIGINT = 130
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=nonnegative_int, default=None, help=f"seed of the generated instance (default {DEFAULT_SEED})")
     v.add_argument("--widths", type=widths_arg, default=None, metavar="n0,n1,...,nL",
                    help=f"layer widths incl. input and output (default {','.join(map(str, DEFAULT_WIDTHS))})")
-    v.add_argument("--loss", default=None, help=f"mse (default) or mae")
+    v.add_argument("--loss", default=None, help="mse (default) or mae")
     v.add_argument("--weight-bound", type=positive_float, default=None, metavar="B",
                    help=f"box |W|,|b| <= B (default {DEFAULT_WEIGHT_BOUND:g})")
     v.add_argument("--encodings", default=None,
@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--backend", default=None,
                    help="auto (default), scip, gurobi, highs, cvxpy, alm, or several: auto,alm")
     v.add_argument("--restarts", type=positive_int, default=None, metavar="K",
-                   help=f"ALM restarts (best certified forward loss kept; default {DEFAULT_RESTARTS}); "
-                        "refused when no run uses the ALM")
+                   help="ALM restarts (best certified forward loss kept; default: the ALM backend's, 10); "
+                        "refused when no run uses a backend that takes restarts")
     v.add_argument("--time-limit", type=positive_float, default=None, metavar="SEC",
                    help=f"wall-clock seconds per solve (default {DEFAULT_TIME_LIMIT:g})")
     v.add_argument("--symmetry-breaking", nargs="?", const="all", default=None, metavar="KINDS",
@@ -125,6 +125,12 @@ def print_table(runs, out=None) -> None:
 def print_report(report, out=None) -> None:
     out = out or sys.stdout
     print_table(report.runs, out)
+    routes = [(s, s.route) for s in report.runs if s.route and not s.global_solver]   # auto did not certify
+    if routes:
+        print(file=out)
+        print("routed away from certification (backend auto):", file=out)
+        for s, why in routes:
+            print(f"  {s.encoding}/{s.domain} -> {s.backend}: {why}", file=out)
     print(file=out)
     print("verdicts:", file=out)
     for v in report.verdicts:
@@ -142,19 +148,54 @@ def _given(args, options) -> list[str]:
 def known_backends() -> list[str]:
     from unrectify.backends import backend_names
 
-    names = backend_names()
-    return ["auto"] + names + ([] if "alm" in names else ["alm"])
+    return [DEFAULT_BACKEND] + backend_names()
 
 
-def _alm_runs(problem, encodings, backends) -> bool:
-    """True when some run of this request goes to the ALM (named, or chosen by ``auto``)."""
-    if "alm" in backends:
-        return True
-    if "auto" not in backends or "split" not in encodings:
-        return False
-    from .routing import choose_training_route
+def _taking(option: str) -> list[str]:
+    """Registered backends that declare keyword option ``option`` (e.g. ``restarts``)."""
+    from unrectify.backends import backend_class, backend_names
 
-    return choose_training_route(problem, "split", "interval")[0] == "alm"
+    return [n for n in backend_names() if option in (backend_class(n).option_names or ())]
+
+
+def _forms(encodings: Sequence[str]) -> list[tuple[str, str]]:
+    from unrectify.formulations import get_encoding
+
+    return [(e, d) for e in encodings for d in get_encoding(e).domains]
+
+
+def _check_named_backends_run(encodings: Sequence[str], backends: Sequence[str]) -> None:
+    """Refuse a named backend that takes none of the requested forms (it would run nothing)."""
+    from unrectify.backends import backend_class
+
+    forms = _forms(encodings)
+    for name in backends:
+        if name == DEFAULT_BACKEND:
+            continue
+        reasons = [backend_class(name).takes(None, e, d) for e, d in forms]
+        if all(reasons):
+            raise CLIError(f"--backend {name} would run nothing with --encodings {','.join(encodings)}: "
+                           f"{reasons[0]}")
+
+
+def _reached(problem, encodings: Sequence[str], backends: Sequence[str], symmetry, among: Sequence[str]) -> list[str]:
+    """Those of the backends ``among`` that some run of this request reaches: named in ``backends``
+    and taking one of the forms, or chosen for one of them by ``auto`` (capability flags and
+    :func:`unrectify.routing.route` only; nothing is solved)."""
+    from unrectify.backends import backend_class
+
+    from .routing import route
+
+    reached = []
+    for name in among:
+        cls = backend_class(name)
+        forms = [(e, d) for e, d in _forms(encodings) if cls.takes(problem, e, d) is None]
+        if not forms:
+            continue
+        if name in backends or (DEFAULT_BACKEND in backends
+                                and any(route(problem, e, d, symmetry).backend == name for e, d in forms)):
+            reached.append(name)
+    return reached
 
 
 def prepare_verify(args) -> dict:
@@ -170,9 +211,7 @@ def prepare_verify(args) -> dict:
         else list(BUILTIN)
     backends = name_list(args.backend, "--backend", known_backends()) if args.backend is not None \
         else [DEFAULT_BACKEND]
-    if "alm" in backends and "split" not in encodings:
-        raise CLIError(f"--backend alm solves the relaxed split form only, and --encodings {','.join(encodings)} "
-                       "has no split: the alm backend would run nothing")
+    _check_named_backends_run(encodings, backends)
     if args.json is not None:
         output_file(args.json, "--json", inputs=[args.data])
     loss = DEFAULT_LOSS if args.loss is None else args.loss
@@ -194,16 +233,21 @@ def prepare_verify(args) -> dict:
         problem = random_instance(n, widths, seed, loss, bound)
         source = f"generated (samples={n}, seed={seed})"
     time_limit = DEFAULT_TIME_LIMIT if args.time_limit is None else args.time_limit
-    options = {}
-    if _alm_runs(problem, encodings, backends):
-        restarts = DEFAULT_RESTARTS if args.restarts is None else args.restarts
-        from unrectify.backends.alm.resources import check_resources
+    from unrectify.backends import backend_class
 
-        check_resources(problem, restarts, time_limit)   # memory and first-update time, before any work
-        options["restarts"] = restarts
-    elif args.restarts is not None:
-        raise CLIError(f"--restarts applies to the ALM backend only; no run of --backend {','.join(backends)} "
-                       "with these encodings and this instance uses it")
+    # backends that take restarts, and problem-level ones (no model is built, so only their own
+    # estimate can refuse an impossible request before it fills the memory)
+    takers = _taking("restarts")
+    among = [n for n in known_backends()[1:] if n in takers or backend_class(n).capabilities.level == "problem"]
+    reached = _reached(problem, encodings, backends, sym, among)
+    options = {}
+    if args.restarts is not None:   # the default is the backend's own (one place)
+        if not any(n in takers for n in reached):
+            raise CLIError(f"--restarts applies to the {', '.join(takers)} backend only; no run of --backend "
+                           f"{','.join(backends)} with these encodings and this instance uses it")
+        options["restarts"] = args.restarts
+    for name in reached:   # memory and first-update time, before any work
+        backend_class(name).check_resources(problem, time_limit, **options)
     return {"problem": problem, "source": source, "encodings": encodings, "backends": backends,
             "time_limit": time_limit, "symmetry": sym, "options": options}
 

@@ -1,56 +1,109 @@
-"""Choose a backend for a model (``backend="auto"``) and say why."""
+"""``backend="auto"``: choose a backend from the registry's capability flags, and say why.
+
+Routing reads nothing but :class:`unrectify.backends.Capabilities` (no backend is named here):
+
+1. a *model*: the first installed backend, in registry order, that certifies global optima,
+   lists the model's class in ``auto_classes`` (or lists none) and supports the model
+   (:func:`choose_backend`);
+2. a *training problem* (:func:`route`): with a weight box, the backend step 1 picks for the
+   formulation (its class is found on a 2-sample copy of the problem, without building the full
+   model), when the instance is within that backend's ``max_binaries`` / ``max_bilinear``;
+   otherwise (too large, or no weight box) the first installed backend that takes the problem
+   itself (``needs_box`` false, the encoding, domain and loss in its lists), whose answer is then
+   not a certified optimum.  The reason says which and why, e.g. ``split/interval form has 80
+   activation variables > 64 (scip's limit for auto): routed to alm, not certified``.
+"""
 
 from __future__ import annotations
 
-from unrectify.backends import available_backends, get_backend
-from unrectify.formulations.errors import SolverUnavailableError
-from unrectify.formulations.model import Model
+from dataclasses import dataclass
 
-#: the exact route is taken up to this many binary / bilinear "hard" elements; larger
-#: instances go to the ALM solver when it is available (see docs/backends.md)
-EXACT_MAX_BINARIES = 64
-EXACT_MAX_BILINEAR = 400
+from unrectify.backends import available_backends, backend_class, get_backend
+from unrectify.formulations.errors import InputError, SolverUnavailableError
+from unrectify.formulations.model import Model
+from unrectify.formulations.problem import TrainingProblem
+
+
+@dataclass(frozen=True)
+class Route:
+    """The backend ``auto`` chose, the reason, and whether its answer can be a certified optimum."""
+
+    backend: str
+    reason: str
+    certifies: bool
 
 
 def choose_backend(model: Model) -> tuple[str, str]:
-    """Return ``(backend name, reason)`` for ``model``."""
-    installed = available_backends()
+    """Return ``(backend name, reason)`` for ``model`` (step 1 of the module docstring)."""
     cls = model.problem_class
-    if model.is_linear and "highs" in installed:
-        return "highs", f"{cls}: linear model, solved exactly by HiGHS"
-    if not model.has_quadratic_constraints and model.objective_is_convex and not model.n_integer and "cvxpy" in installed:
-        return "cvxpy", f"{cls}: convex continuous model, solved by cvxpy"
-    # SCIP is the default global solver: measured faster than the pip Gurobi on these
-    # (MI)QCQPs (docs/benchmarks.md); Gurobi is used by "auto" only when SCIP is absent.
-    if "scip" in installed:
-        return "scip", f"{cls}: global spatial branch-and-bound by SCIP"
-    if "gurobi" in installed:
+    tried = []
+    for name in available_backends():
+        be = backend_class(name)
+        cap = be.capabilities
+        if cap.level != "model" or not cap.global_optimum:
+            continue
+        if cap.auto_classes is not None and cls not in cap.auto_classes:
+            continue
         try:
-            get_backend("gurobi").check(model)
-            return "gurobi", f"{cls}: global solve by Gurobi (SCIP not installed; fits the licence)"
-        except Exception as exc:
-            raise SolverUnavailableError(f"SCIP is not installed and Gurobi cannot take this model: {exc}") from None
-    raise SolverUnavailableError(f"no installed backend can solve a {cls} model (install pyscipopt and pyomo)")
+            get_backend(name).check(model)
+        except (ValueError, ImportError) as exc:
+            tried.append(f"{name}: {str(exc).splitlines()[0]}")
+            continue
+        return name, f"{cls}: solved to global optimality by {be.solver or name}"
+    why = f" ({'; '.join(tried)})" if tried else ""
+    raise SolverUnavailableError(f"no installed backend can solve a {cls} model{why} (install pyscipopt and pyomo)")
 
 
-def training_size(problem) -> tuple[int, int]:
-    """(activation binaries, bilinear terms) of the split model of ``problem``, without building it."""
+def training_size(problem: TrainingProblem) -> tuple[int, int]:
+    """(activation variables, bilinear terms) of the split model of ``problem``, without building it."""
     N = problem.n_samples
     hidden = sum(problem.hidden_widths)
     chain = sum(problem.widths[l] * problem.widths[l - 1] for l in range(2, problem.n_layers + 1))
     return N * hidden, 3 * N * hidden + N * chain
 
 
-def choose_training_route(problem, encoding: str, domain: str) -> tuple[str, str | None]:
-    """``("alm", reason)`` for relaxed split instances beyond the exact limits, else ``("auto", None)``
-    (an exact backend is then chosen from the built model by :func:`choose_backend`)."""
-    binaries, bilinear = training_size(problem)
-    big = binaries > EXACT_MAX_BINARIES or bilinear > EXACT_MAX_BILINEAR or problem.weight_bound is None
-    if not big:
-        return "auto", None
-    why = ("no weight box (exact solvers need one)" if problem.weight_bound is None else
-           f"{binaries} activation variables / {bilinear} bilinear terms exceed the exact limits "
-           f"({EXACT_MAX_BINARIES} / {EXACT_MAX_BILINEAR})")
-    if encoding == "split" and domain == "interval":
-        return "alm", f"{why}: relaxed split form solved locally by the ALM solver"
-    return "auto", None
+def _probe(problem: TrainingProblem) -> TrainingProblem:
+    """The first two samples of ``problem``: the same model class, built in microseconds."""
+    n = min(2, problem.n_samples)
+    return TrainingProblem(problem.X[:n], problem.Y[:n], problem.widths, problem.loss, problem.weight_bound,
+                           dict(problem.frozen))
+
+
+def route(problem: TrainingProblem, encoding: str, domain: str,
+          symmetry_breaking: bool | str | list[str] = False) -> Route:
+    """The backend for ``problem`` in ``encoding``/``domain`` and why (module docstring, step 2)."""
+    from unrectify.formulations.builder import build_training_model, symmetry_kinds
+    from unrectify.formulations.encodings import get_encoding
+
+    get_encoding(encoding).check_domain(domain)   # bad names fail here, not routed away below
+    symmetry_kinds(symmetry_breaking)
+    form = f"{encoding}/{domain} form"
+    if problem.weight_bound is None:
+        why = f"{form} has no weight box (exact solvers need one)"
+        exact = None
+    else:
+        try:
+            model = build_training_model(_probe(problem), encoding, domain, symmetry_breaking).model
+        except InputError as exc:   # e.g. bounds too wide for exact solvers: only a problem-level backend may do
+            model, exact, error = None, None, exc
+            why = f"{form}: {str(exc).splitlines()[0]}"
+        if model is not None:
+            exact, reason = choose_backend(model)
+            too_big = backend_class(exact).fits(*training_size(problem))
+            if too_big is None:
+                return Route(exact, reason, True)
+            why = f"{form} has {too_big} ({exact}'s limit for auto)"
+    for name in available_backends():
+        be = backend_class(name)
+        if be.capabilities.level == "problem" and be.takes(problem, encoding, domain) is None:
+            certifies = be.capabilities.global_optimum
+            return Route(name, f"{why}: routed to {name}, {'certified' if certifies else 'not certified'}",
+                         certifies)
+    if exact is None:
+        if problem.weight_bound is not None:
+            raise error
+        raise SolverUnavailableError(f"{why}, and no installed backend solves {form} without one")
+    return Route(exact, f"{why}, but no other backend takes the {form}: solved by {exact} anyway", True)
+
+
+__all__ = ["Route", "choose_backend", "route", "training_size"]

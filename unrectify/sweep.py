@@ -45,14 +45,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unrectify.formulations.errors import InputError, SolverUnavailableError, UnknownNameError, UnrectifyError
+from unrectify.formulations.errors import InputError, SolverUnavailableError, SweepError, UnknownNameError, UnrectifyError
+from unrectify.formulations.status import STATUSES
 
 #: version tag hashed into every task key; change it when a task's meaning changes
 TASK_KIND = "solve-random-instance/1"
 RECORD_FORMAT = "unrectify-sweep/1"
 #: how long to try to reach an existing scheduler
 CONNECT_TIMEOUT = "10s"
-STATUS_ORDER = ("optimal", "time_limit", "infeasible", "local", "error")
+STATUS_ORDER = STATUSES   # the one status vocabulary (unrectify.formulations.status)
 #: grid keys (lists, or one value) and scalar keys of a spec file
 GRID_KEYS = ("seeds", "samples", "widths", "encodings", "domains", "backends", "loss", "weight_bound",
              "symmetry_breaking")
@@ -65,10 +66,6 @@ REQUIRED = ("encodings",)
 #: largest task accepted: samples x (sum of all widths) (a typo such as "1,20000000,1" must not
 #: take a worker's memory)
 MAX_TASK_SIZE = 10 ** 7
-
-
-class SweepError(InputError):
-    """A bad sweep spec, results file, scheduler or option (one-line message)."""
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -146,9 +143,8 @@ class SweepSpec:
     def skipped(self) -> list[str]:
         """Every combination of the grid that :func:`expand` leaves out, with the reason."""
         out = [f"{e}/{d} (not a form of {e})" for e, d in self.skipped_forms()]
-        if "alm" in self.backends:
-            out += [f"alm for {e}/{d} (alm solves split/interval only)" for e, d in _forms(self)
-                    if not _backend_takes("alm", e, d)]
+        out += [f"{b} for {e}/{d} ({_backend_skips(b, e, d)})" for b in self.backends for e, d in _forms(self)
+                if not _backend_takes(b, e, d)]
         return out
 
 
@@ -157,17 +153,17 @@ def _forms(spec: SweepSpec) -> list[tuple[str, str]]:
     return [(e, d) for e in spec.encodings for d in spec.domains if d in get_encoding(e).domains]
 
 
+def _backend_skips(backend: str, encoding: str, domain: str) -> str | None:
+    """Why ``backend`` does not take ``encoding``/``domain`` (its capability flags), None if it does."""
+    if backend == "auto":
+        return None
+    from unrectify.backends import backend_class
+    return backend_class(backend).takes(None, encoding, domain)
+
+
 def _backend_takes(backend: str, encoding: str, domain: str) -> bool:
-    """Structural limits of a backend (the ALM solver: relaxed split form only)."""
-    return backend != "alm" or (encoding, domain) == ("split", "interval")
-
-
-def _alm_installed() -> bool:
-    import importlib.util
-    try:
-        return importlib.util.find_spec("unrectify.backends.alm") is not None
-    except (ImportError, ValueError):
-        return False
+    """Structural limits of a backend (e.g. the ALM solver: relaxed split form only)."""
+    return _backend_skips(backend, encoding, domain) is None
 
 
 def _where(path: str | None) -> str:
@@ -260,9 +256,9 @@ def spec_from_dict(data: dict, path: str | None = None) -> SweepSpec:
                                      available_encodings(), where))
     kw["domains"] = _unique(_names("domains", _as_list("domains", raw["domains"], where), DOMAINS, where))
     kw["backends"] = _unique(_names("backends", _as_list("backends", raw["backends"], where),
-                                    ["auto", *backend_names(), *(["alm"] if _alm_installed() else [])], where))
+                                    ["auto", *backend_names()], where))
     for b in kw["backends"]:
-        if b not in ("auto", "alm"):
+        if b != "auto":
             get_backend(b).require()   # SolverUnavailableError (one line) if its package is missing
     kw["loss"] = _unique(_names("loss", _as_list("loss", raw["loss"], where), LOSSES, where))
     kw["weight_bound"] = _unique(_positive_float("weight_bound", v, where)
@@ -310,7 +306,8 @@ def _check_capabilities(spec: SweepSpec, where: str) -> None:
         for loss in spec.loss:
             for B in spec.weight_bound:
                 instance(2, widths, 0, loss, B)
-    exact = [b for b in spec.backends if b not in ("auto", "alm")]
+    from unrectify.backends import backend_class
+    exact = [b for b in spec.backends if b != "auto" and backend_class(b).capabilities.level == "model"]
     if not exact:
         return
     for widths in spec.widths:

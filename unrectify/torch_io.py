@@ -17,17 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from unrectify.formulations.errors import InputError, UnrectifyError
+from unrectify.formulations.errors import InputError, TorchUnavailableError
 from unrectify.formulations.fixed_weight import FixedNetwork
 from unrectify.formulations.problem import TrainingProblem
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
 INSTALL_HINT = "pip install torch==2.13.0 (the CPU build; a looser spec downloads a multi-GB CUDA build)"
-
-
-class TorchUnavailableError(UnrectifyError, ImportError):
-    """torch is not installed."""
 
 
 def import_torch() -> Any:

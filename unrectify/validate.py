@@ -14,15 +14,11 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 
-from unrectify.formulations.errors import InputError, UnknownNameError
+from unrectify.formulations.errors import CLIError, InputError, UnknownNameError
 from unrectify.formulations.validation import parse_widths
 
 #: the largest count accepted by integer options before any memory estimate (a typo guard)
 MAX_COUNT = 10**12
-
-
-class CLIError(InputError):
-    """A command-line argument is invalid or conflicts with another one (exit code 2)."""
 
 
 # ---------------------------------------------------------------- argparse types

@@ -18,14 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-import numpy as np
-
+from unrectify.backends import Solution, backend_class, get_backend
 from unrectify.formulations import BUILTIN, TrainingProblem, build_training_model, get_encoding
+from unrectify.formulations.errors import InputError, UnknownNameError
 
 from .api import solve
 from .atomic import jsonable as _jsonable  # noqa: F401  (kept for callers of the old name)
 from .atomic import write_json_atomic
-from .solution import Solution
 
 #: agreement required between binary and relaxed optima: |a - b| <= RTOL max(|a|, |b|) + ATOL
 #: (ATOL covers optima near zero, where solver feasibility tolerances dominate)
@@ -43,7 +42,7 @@ class Verdict:
     interval_objective: float | None
     reason: str
     mapped_back: dict | None = None
-    backend: str | None = None            # set for verdicts on a local (ALM) run
+    backend: str | None = None            # set for verdicts on a local (non-certifying) run
     gap_to_certified: float | None = None
 
     def to_dict(self) -> dict:
@@ -67,7 +66,9 @@ class VerifyReport:
             runs.append({k: d[k] for k in ("encoding", "domain", "backend", "status", "objective", "bound",
                                            "forward_loss", "max_violation", "seconds")}
                         | {"solver": s.solver, "relu_gap": d["relu_gap"], "message": s.message,
-                           "route": s.extra.get("route"), "stats": s.model_stats})
+                           "route": s.route or s.extra.get("route"), "stats": s.model_stats,
+                           "certified": bool(s.certified), "solver_status": s.solver_status,
+                           "solver_objective": s.solver_objective, "solver_bound": s.solver_bound})
         return {"problem": self.problem, "runs": runs, "verdicts": [v.to_dict() for v in self.verdicts]}
 
     def write_json(self, path: str) -> None:
@@ -145,37 +146,48 @@ def judge(encoding: str, binary: Solution | None, interval: Solution | None, ref
 
 
 def preflight(problem: TrainingProblem, encodings, backends: Sequence[str], symmetry_breaking, **options) -> None:
-    """Build every model and check it against its backend (capabilities, licence) before any
-    solve starts, so a bad combination fails at once with a one-line error."""
-    from unrectify.backends import get_backend
+    """Check every form against its backend's capabilities (and build and check the model of
+    model-level backends: classes, licence) before any solve starts, so a bad combination
+    fails at once with a one-line error.  Forms a named backend does not take are skipped by
+    :func:`verify` and not checked here."""
+    from .routing import route
 
-    from .api import ALM_OPTIONS
-    from .routing import choose_backend, choose_training_route
-
-    exact_options = {k: v for k, v in options.items() if k not in ALM_OPTIONS}
     for backend in backends:
-        if backend != "auto" and backend != "alm":
-            get_backend(backend)   # unknown names fail here
+        if backend != "auto":
+            backend_class(backend)   # unknown names fail here
         for enc in encodings:
             for domain in enc.domains:
-                if backend == "alm" or (backend == "auto" and choose_training_route(problem, enc.name, domain)[0] == "alm"):
+                name = route(problem, enc.name, domain, symmetry_breaking).backend if backend == "auto" else backend
+                be = get_backend(name, **options)
+                if be.takes(None, enc.name, domain) is not None:
                     continue
-                model = build_training_model(problem, enc, domain, symmetry_breaking).model
-                name = choose_backend(model)[0] if backend == "auto" else backend
-                get_backend(name, **exact_options).check(model)
+                reason = be.takes(problem, enc.name, domain)
+                if reason:
+                    raise InputError(reason)
+                if be.capabilities.level == "model":
+                    be.check(build_training_model(problem, enc, domain, symmetry_breaking).model)
 
 
 def backend_list(backend: str | Sequence[str]) -> list[str]:
     names = [b.strip() for b in backend.split(",")] if isinstance(backend, str) else [str(b) for b in backend]
     names = [b for b in names if b]
     if not names:
-        from unrectify.formulations import InputError
         raise InputError("no backend given")
     return names
 
 
+def _certifies(sol: Solution) -> bool:
+    """A run whose backend certifies global optima (else its answer is judged as a local one)."""
+    if sol.status == "local":
+        return False
+    try:
+        return backend_class(sol.backend).capabilities.global_optimum
+    except UnknownNameError:
+        return sol.global_solver
+
+
 def judge_local(sol: Solution, reference: Solution | None) -> Verdict:
-    """Compare a local (ALM) solution with the certified optimum, when one exists."""
+    """Compare a local solution (a backend that does not certify, e.g. the ALM) with the certified optimum."""
     fl = sol.forward_loss
     v = Verdict(sol.encoding, None, None if reference is None else reference.objective, fl, "", None)
     v.backend = sol.backend
@@ -206,9 +218,10 @@ def verify(
 ) -> VerifyReport:
     """Solve each encoding in its binary and interval forms and judge tightness.
 
-    ``backend`` may list several backends (``"auto,alm"``): every form is solved by each exact
-    one, the ALM solver takes the relaxed split form only, and its local solution is compared
-    with the certified optimum in a verdict of its own.
+    ``backend`` may list several backends (``"auto,alm"``): each solves the forms its
+    capabilities take (the ALM solver: the relaxed split form only); a backend that does not
+    certify global optima gets, per run, a verdict of its own comparing its local solution
+    with the certified optimum.
     """
     from unrectify.formulations.builder import symmetry_kinds
 
@@ -222,12 +235,12 @@ def verify(
     for b in backends:
         for enc in encs:
             for domain in enc.domains:
-                if b == "alm" and (enc.name, domain) != ("split", "interval"):
-                    continue
+                if b != "auto" and backend_class(b).takes(None, enc.name, domain) is not None:
+                    continue   # a form this backend does not solve (e.g. the ALM: split/interval only)
                 sol = solve(problem, enc.name, domain, backend=b, time_limit=time_limit,
                             symmetry_breaking=symmetry_breaking, **backend_options)
                 report.runs.append(sol)
-                if sol.status == "local" or sol.backend == "alm":
+                if not _certifies(sol):
                     local.append(sol)
                 else:
                     exact.setdefault((enc.name, domain), sol)

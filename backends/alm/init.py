@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from unrectify.formulations.network import predict
 from unrectify.formulations.problem import TrainingProblem
 
 from .boxls import box_qp
@@ -86,7 +87,7 @@ def kink_start(problem: TrainingProblem, rng: np.random.Generator,
             q = rng.uniform(size=widths[l]) if quantiles is None else np.asarray(quantiles[l - 1], dtype=float)
             W, b = _kink_layer(H, widths[l], q, rng, B, signs if l == 1 else None)
         weights.append((W, b))
-        H = np.maximum(H @ W.T + b, 0.0)
+        H = predict([(W, b)], H, relu_output=True)
     L = len(widths) - 1
     if L in problem.frozen:
         weights.append(tuple(np.array(a, dtype=np.float64) for a in problem.frozen[L]))  # type: ignore[arg-type]
@@ -164,8 +165,7 @@ def hop(problem: TrainingProblem, weights: Weights, rng: np.random.Generator) ->
         return ws
     l = int(rng.choice(hidden_layers))
     H = np.asarray(problem.X, dtype=np.float64)
-    for k in range(l):
-        H = np.maximum(H @ ws[k][0].T + ws[k][1], 0.0)
+    H = predict(ws[:l], H, relu_output=True)
     Z = H @ ws[l][0].T + ws[l][1]
     on = (Z > 0).mean(axis=0)
     degenerate = np.flatnonzero((on == 0) | (on == 1))
@@ -191,7 +191,6 @@ def hop(problem: TrainingProblem, weights: Weights, rng: np.random.Generator) ->
         ws[l][0][j], ws[l][1][j] = w, b
     L = len(ws)
     if L not in problem.frozen:
-        for k in range(l, L - 1):
-            H = np.maximum(H @ ws[k][0].T + ws[k][1], 0.0)
+        H = predict(ws[l:L - 1], H, relu_output=True)
         ws[-1] = fit_output(H, problem.Y, problem.weight_bound, old=ws[-1])
     return ws

@@ -18,42 +18,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from unrectify.formulations.network import forward
+
 from .polish import Weights, backprop, forward_all, pack, unpack, z_jacobian
 
 
 def _pattern_loss_grad(theta: np.ndarray, problem, D: list[np.ndarray], mask: np.ndarray) -> tuple[float, np.ndarray]:
     weights = unpack(theta, problem.widths)
     X, Y = problem.X, problem.Y
-    acts = [X]
-    H = X
-    for l, (W, b) in enumerate(weights[:-1]):
-        H = D[l] * (H @ W.T + b)
-        acts.append(H)
-    W, b = weights[-1]
-    f, grads = backprop(weights, acts, D, H @ W.T + b - Y, problem.loss)
+    zs, outs = forward(weights, X, dtype=None, masks=D)   # the network linearised at pattern D
+    f, grads = backprop(weights, [X, *outs[:-1]], D, zs[-1] - Y, problem.loss)
     return f, pack(grads) * mask
 
 
 def _pattern_constraints(theta: np.ndarray, problem, D: list[np.ndarray]) -> np.ndarray:
     weights = unpack(theta, problem.widths)
-    H = problem.X
-    out = []
-    for l, (W, b) in enumerate(weights[:-1]):
-        Z = H @ W.T + b
-        out.append(((2 * D[l] - 1) * Z).ravel())
-        H = D[l] * Z
-    return np.concatenate(out)
+    zs, _ = forward(weights[:-1], problem.X, dtype=None, masks=D)   # hidden pre-activations only
+    return np.concatenate([((2 * D[l] - 1) * Z).ravel() for l, Z in enumerate(zs)])
 
 
 def _pattern_jacobian(theta: np.ndarray, problem, D: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
     weights = unpack(theta, problem.widths)
-    H = problem.X
-    acts, zs = [H], []
-    for l, (W, b) in enumerate(weights[:-1]):
-        Z = H @ W.T + b
-        zs.append(Z)
-        H = D[l] * Z
-        acts.append(H)
+    zs, outs = forward(weights, problem.X, dtype=None, masks=D)
+    zs, acts = zs[:-1], [problem.X, *outs[:-1]]
     S = [np.nonzero(np.ones_like(Z, dtype=bool)) for Z in zs]  # every hidden entry, row-major
     J = z_jacobian(weights, acts, zs, S, problem.widths, masks=D)
     sign = np.concatenate([(2 * D[l] - 1).ravel() for l in range(len(D))])

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unrectify.formulations.network import forward
+
 from .state import Context, State, state_from_forward
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
@@ -65,16 +67,10 @@ def _offsets(widths: tuple[int, ...]) -> list[tuple[int, int]]:
 
 
 def forward_all(weights: Weights, X: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Layer inputs ``acts[l]`` (``acts[0] = X``) and pre-activations ``zs[l]`` of every layer."""
-    acts, zs = [X], []
-    H = X
-    for l, (W, b) in enumerate(weights):
-        Z = H @ W.T + b
-        zs.append(Z)
-        if l < len(weights) - 1:
-            H = np.maximum(Z, 0.0)
-            acts.append(H)
-    return acts, zs
+    """Layer inputs ``acts[l]`` (``acts[0] = X``) and pre-activations ``zs[l]`` of every layer
+    (the one forward pass, :func:`unrectify.formulations.network.forward`, in the arrays' own dtype)."""
+    zs, outs = forward(weights, X, dtype=None)
+    return [X, *outs[:-1]], zs
 
 
 def loss_and_grad(weights: Weights, X: np.ndarray, Y: np.ndarray, loss: str) -> tuple[float, Weights]:

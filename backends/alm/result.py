@@ -44,7 +44,7 @@ class ALMResult:
     ``stationarity``: of that iterate.  ``hidden`` (``[{"Z", "X", "D"}]`` per hidden layer,
     in the working dtype: float32 arrays for ``dtype="float32"``) and ``output`` (``Z_L``) are
     the iterate itself, ready for
-    ``unrectify.solution.certify_split_iterate(problem, weights, hidden, output)``.
+    ``unrectify.formulations.certificate.certify_split_iterate(problem, weights, hidden, output)``.
     ``multipliers``: ``Lam_k`` per layer (``[C1, C2, C3, C4]`` order; output layer ``[C1]``).
     ``history``: one dict per outer iteration of every restart (keys ``restart, outer, loss,
     forward_loss, viol, pgrad, mu, eta, omega, al, sweeps, seconds``).
@@ -72,8 +72,8 @@ class ALMResult:
     message: str = ""
 
     def certificate(self, problem: Any) -> Any:
-        """Independent numpy certificate of the returned iterate (``unrectify.solution``)."""
-        from unrectify.solution import certify_split_iterate
+        """Independent numpy certificate of the returned iterate (:mod:`unrectify.formulations.certificate`)."""
+        from unrectify.formulations.certificate import certify_split_iterate
 
         return certify_split_iterate(problem, self.weights, self.hidden, self.output)
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from unrectify.formulations.network import predict
 from unrectify.formulations.validation import check_weights as _check_weights
 
 from ..errors import CSInputError
@@ -36,11 +37,7 @@ def mlp_forward(weights: Sequence[tuple[np.ndarray, np.ndarray]], Y: np.ndarray)
     if Y.ndim != 2:
         raise CSInputError(f"MLP input must be (N, n_in), got shape {Y.shape}")
     layers = check_weights(weights, Y.shape[1])
-    X = Y
-    for W, b in layers[:-1]:
-        X = np.maximum(X @ W.T + b, 0.0)
-    W, b = layers[-1]
-    return X @ W.T + b
+    return predict(layers, Y)   # the one forward pass (unrectify.formulations.network)
 
 
 def validation_split(Y: np.ndarray, S: np.ndarray, fraction: float, seed: int):

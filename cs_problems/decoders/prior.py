@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from unrectify.formulations.network import forward, predict
+
 from ..errors import CSInputError
 from .adam import import_torch
 from .base import Decoder, register_decoder
@@ -235,23 +237,14 @@ class PriorDecoder(Decoder):
 
 
 def _forward(weights: Weights, X: np.ndarray) -> np.ndarray:
-    h = X
-    for W, b in weights[:-1]:
-        h = np.maximum(h @ W.T + b, 0.0)
-    W, b = weights[-1]
-    return h @ W.T + b
+    return predict(weights, X, dtype=None)   # the one forward pass (unrectify.formulations.network)
 
 
 def _l1_value_and_grad(weights: Weights, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row values ``||f(x) - y||_1`` and a subgradient with respect to ``x`` (backpropagation)."""
-    zs, h = [], X
-    for W, b in weights[:-1]:
-        z = h @ W.T + b
-        zs.append(z)
-        h = np.maximum(z, 0.0)
-    W, b = weights[-1]
-    r = h @ W.T + b - Y
-    g = np.sign(r) @ W
-    for (W, _), z in zip(reversed(weights[:-1]), reversed(zs)):
+    zs, _ = forward(weights, X, dtype=None)   # the one forward pass (unrectify.formulations.network)
+    r = zs[-1] - Y
+    g = np.sign(r) @ weights[-1][0]
+    for (W, _), z in zip(reversed(weights[:-1]), reversed(zs[:-1])):
         g = (g * (z > 0)) @ W
     return np.abs(r).sum(axis=1), g

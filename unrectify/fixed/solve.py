@@ -1,0 +1,118 @@
+"""Solve a fixed-weight model and certify the answer against the network's own forward pass."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from unrectify.backends import get_backend
+from unrectify.formulations.certificate import VIOLATION_TOL, gate
+from unrectify.formulations.encodings import Encoding
+from unrectify.formulations.errors import InputError
+from unrectify.formulations.fixed_weight import (FixedNetwork, FixedWeightModel, build_inversion_model,
+                                                 build_output_bound_model)
+
+from ..routing import choose_backend
+from .obbt import tighten_bounds
+from .result import OUTPUT_TOL, FixedSolution
+
+
+def _close(a: np.ndarray | float, b: np.ndarray | float) -> bool:
+    """Every ``|a - b| <= OUTPUT_TOL * max(1, |a|)``."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return bool(np.all(np.abs(a - b) <= OUTPUT_TOL * np.maximum(1.0, np.abs(a))))
+
+
+def solve_fixed(fm: FixedWeightModel, backend: str = "auto", time_limit: float | None = 60.0,
+                guard: bool = True, build_seconds: float = 0.0, **backend_options: Any) -> FixedSolution:
+    """Solve a built :class:`FixedWeightModel` and certify the answer against a forward pass.
+
+    ``optimal`` needs the solver's optimum, a feasible point (violation <= ``VIOLATION_TOL``),
+    model outputs equal to the forward pass and the solver's objective equal to the objective
+    of the forward pass (each to ``OUTPUT_TOL`` relative).  ``guard`` runs the solver in a
+    forked child killed shortly after ``time_limit``."""
+    t0 = time.perf_counter()
+    model = fm.model
+    route = None
+    name = backend
+    if backend == "auto":
+        name, route = choose_backend(model)
+    be = get_backend(name, **backend_options)
+    raw = be.solve(model, time_limit=time_limit, guard=guard)
+    extra = dict(raw.extra)
+    if route:
+        extra["route"] = route
+    if be.ignored_options:
+        extra["ignored_options"] = list(be.ignored_options)
+    extra["bounds"] = fm.bound_method
+    x = y = fwd = rows = None
+    viol = gap = fobj = None
+    agrees = False
+    sign = fm.sign
+    obj = None if raw.objective is None else sign * raw.objective
+    bound = None if raw.bound is None else sign * raw.bound
+    if raw.x is not None:
+        x = fm.input_value(raw.x)
+        y = fm.output_value(raw.x)
+        fwd = fm.net.forward(x)
+        viol = float(model.evaluate(raw.x).max_violation)
+        gap = float(np.abs(fwd - y).max(initial=0.0))
+        agrees = _close(fwd, y)
+        rows = fm.row_objectives(y)
+        fobj = fm.objective_from_outputs(fwd)
+        if not fm.batched:
+            x, y, fwd = x[0], y[0], fwd[0]
+    certificate_ok = (viol is not None and viol <= VIOLATION_TOL and agrees and obj is not None
+                      and _close(fobj, obj))
+    status, certified = gate(raw.status, be.capabilities.global_optimum, certificate_ok)
+    return FixedSolution(
+        status=status, objective=obj, bound=bound, input=x, output=y, forward_output=fwd,
+        forward_objective=fobj, row_objectives=rows, max_violation=viol, output_gap=gap, forward_agrees=agrees,
+        seconds=build_seconds + (time.perf_counter() - t0), build_seconds=build_seconds, backend=name,
+        solver=raw.solver, encoding=fm.encoding.name, domain=fm.domain, kind=fm.kind,
+        model_stats=model.stats(), message=raw.message, point=raw.x, extra=extra,
+        solver_status=raw.status, solver_objective=obj, solver_bound=bound, certified=certified)
+
+
+def _resolve(net: FixedNetwork, bounds, backend: str, time_limit):
+    """Bounds for the builders: ``"lp"`` runs :func:`tighten_bounds` (HiGHS), other values pass."""
+    if isinstance(bounds, str) and bounds == "lp":
+        if not isinstance(net, FixedNetwork):
+            raise InputError(f"expected a FixedNetwork, got {type(net).__name__}")
+        return tighten_bounds(net, "crown", "highs", time_limit)
+    return bounds
+
+
+def optimize_output(net: FixedNetwork, output_index: int | Sequence[int] = 0, sense: str = "max",
+                    encoding: str | Encoding = "bigm", domain: str = "binary", backend: str = "auto",
+                    time_limit: float | None = 60.0, bounds: str = "interval", guard: bool = True,
+                    **backend_options: Any) -> FixedSolution:
+    """Maximise (or minimise) output ``output_index`` of ``net`` over its input box.
+
+    ``bounds`` is the pre-activation bound method: ``interval``, the tighter ``crown``, ``lp``
+    (:func:`tighten_bounds`, LP-based, solver time counted in ``build_seconds``) or an explicit
+    list ``[(L_1, U_1), ...]``;
+    ``guard`` runs the solver under a forked wall-clock guard; a sequence of output indices
+    gives one independent row each.  See
+    :func:`unrectify.formulations.fixed_weight.build_output_bound_model` for the mathematics.
+    """
+    t0 = time.perf_counter()
+    fm = build_output_bound_model(net, output_index, sense, encoding, domain, _resolve(net, bounds, backend, time_limit))
+    return solve_fixed(fm, backend, time_limit, guard, time.perf_counter() - t0, **backend_options)
+
+
+def invert(net: FixedNetwork, target, norm: str = "l1", encoding: str | Encoding = "bigm",
+           domain: str = "binary", backend: str = "auto", time_limit: float | None = 60.0,
+           bounds: str = "interval", guard: bool = True, **backend_options: Any) -> FixedSolution:
+    """The input in the box whose output is closest to ``target`` in ``norm`` (``l1``, squared
+    ``l2`` or ``linf``); ``target`` ``(n_L,)`` or ``(B, n_L)`` (independent rows).  See
+    :func:`unrectify.formulations.fixed_weight.build_inversion_model`."""
+    t0 = time.perf_counter()
+    fm = build_inversion_model(net, target, norm, encoding, domain, _resolve(net, bounds, backend, time_limit))
+    return solve_fixed(fm, backend, time_limit, guard, time.perf_counter() - t0, **backend_options)
+
+
+__all__ = ["invert", "optimize_output", "solve_fixed"]
