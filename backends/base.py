@@ -40,6 +40,7 @@ from unrectify.formulations.errors import InputError, ModelClassError, SolverUna
 from unrectify.formulations.model import Model
 from unrectify.formulations.problem import LOSSES, TrainingProblem
 from unrectify.formulations.status import SOLVER_STATUSES
+from unrectify.formulations.validation import positive_number
 
 from .results import Solution
 
@@ -143,6 +144,14 @@ class Backend:
         return None
 
     @classmethod
+    def check_resources(cls, problem: TrainingProblem, time_limit: float | None, **options: Any) -> None:
+        """Raise :class:`~unrectify.formulations.errors.ResourceLimitError` (one line, with the
+        estimate) when solving ``problem`` with ``options`` cannot fit this machine, before any
+        work.  Model-level backends check nothing here (the built model's size and licence are
+        checked by :meth:`check`); a problem-level backend estimates its own arrays."""
+        return None
+
+    @classmethod
     def fits(cls, binaries: int, bilinear: int) -> str | None:
         """None if an instance of this size is within ``auto``'s limits for this backend, else why not."""
         cap = cls.capabilities
@@ -217,16 +226,29 @@ class Backend:
 
     def solve(self, model: Model, time_limit: float | None = None, guard: bool = True) -> RawResult:
         """Compile, solve and extract; with ``guard`` the work runs in a child process that is
-        killed ``grace`` seconds after ``time_limit``."""
+        killed ``grace`` seconds after ``time_limit``.  The clock starts here: importing the
+        solver (seconds for Pyomo on a cold start) counts against ``time_limit``."""
+        t0 = time.perf_counter()
+        time_limit = positive_number("time_limit", time_limit, allow_none=True)
         self.check(model)
         self.preload()
         if not guard or time_limit is None:
             return self._solve_inline(model, time_limit)
-        return _guarded(self._solve_inline, model, time_limit, self.solver or self.name)
+        left = max(time_limit - (time.perf_counter() - t0), MIN_SOLVE_SECONDS)
+        res = _guarded(self._solve_inline, model, left, self.solver or self.name, time_limit)
+        res.seconds = time.perf_counter() - t0
+        return res
+
+
+#: the least time a guarded solve is given, even when loading the solver used up the limit
+MIN_SOLVE_SECONDS = 0.5
+#: the guard never waits more than this past the limit (time limits are honoured within 10 s)
+MAX_GRACE_SECONDS = 8.0
 
 
 def grace_seconds(time_limit: float) -> float:
-    return 2.0 + 0.1 * time_limit
+    """Seconds the guard waits past ``time_limit`` for the solver to stop by itself."""
+    return min(2.0 + 0.1 * time_limit, MAX_GRACE_SECONDS)
 
 
 def _die_with_parent() -> None:
@@ -256,7 +278,7 @@ def _child(fn, model, time_limit, conn) -> None:
         conn.close()
 
 
-def _guarded(fn, model: Model, time_limit: float, solver: str) -> RawResult:
+def _guarded(fn, model: Model, time_limit: float, solver: str, stated_limit: float | None = None) -> RawResult:
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
     t0 = time.perf_counter()
@@ -279,7 +301,8 @@ def _guarded(fn, model: Model, time_limit: float, solver: str) -> RawResult:
     if msg is None:
         if elapsed >= deadline:
             return RawResult("time_limit", None, None, None, solver, elapsed,
-                             f"wall-clock guard stopped the solver after {elapsed:.1f}s (limit {time_limit:g}s)")
+                             f"wall-clock guard stopped the solver after {elapsed:.1f}s "
+                             f"(limit {stated_limit if stated_limit is not None else time_limit:g}s)")
         return RawResult("error", None, None, None, solver, elapsed,
                          f"solver process died (exit code {proc.exitcode})")
     if msg[0] == "raise":

@@ -3,6 +3,8 @@ with integer variables when a mixed-integer solver is installed (SCIP, GUROBI, H
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
 from unrectify.formulations.errors import ModelClassError
@@ -27,6 +29,13 @@ class CvxpyBackend(Backend):
     capabilities = Capabilities(integer=True, quadratic_objective=True, nonconvex=False, global_optimum=True,
                                 auto_classes=("LP", "QP"))
     option_names = ("solver",)
+
+    def preload(self) -> None:
+        super().preload()
+        if importlib.util.find_spec("highspy") is not None:   # cvxpy's HIGHS would print its banner
+            from .highs import silence_banner
+
+            silence_banner()
 
     def _pick_solver(self, model: Model) -> str:
         import cvxpy as cp

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
 from unrectify.formulations.model import Model
@@ -19,6 +22,32 @@ STATUS_MAP = {
 
 INF = 1e30
 
+_BANNER_SHOWN = False
+
+
+def silence_banner() -> None:
+    """HiGHS prints a two-line banner to the C-level stdout when the first ``Highs()`` of a
+    process is built (once per process, whatever ``output_flag`` says).  Build that first
+    instance here with file descriptor 1 pointed at /dev/null, so no solve prints it; forked
+    guard children inherit the "already shown" state."""
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN:
+        return
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            try:
+                highspy.Highs()
+            finally:
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
+    _BANNER_SHOWN = True
+
 
 class HighsBackend(Backend):
     """Exact LP/MILP solver; refuses bilinear constraints and quadratic objectives."""
@@ -30,11 +59,15 @@ class HighsBackend(Backend):
                                 auto_classes=("LP", "MILP"))
     option_names = ("gap",)
 
+    def preload(self) -> None:
+        silence_banner()
+
     def compile(self, model: Model, time_limit):
         import highspy
 
+        silence_banner()
         h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h.setOptionValue("output_flag", bool(self.options.get("verbose", False)))
         if time_limit is not None:
             h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", float(self.options.get("gap", 1e-9)))

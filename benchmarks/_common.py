@@ -27,7 +27,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as JSON through a temp file and ``os.replace`` (never a half-written file;
     numpy scalars and arrays converted, non-finite floats written as null): the writer of
     ``unrectify verify --json``, creating the folder first."""
-    from unrectify.verify import write_json_atomic as write
+    from unrectify.atomic import write_json_atomic as write
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write(str(path), obj)

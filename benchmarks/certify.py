@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from unrectify.formulations import random_instance  # noqa: E402
 from unrectify import solve  # noqa: E402
-from unrectify.verify import write_json_atomic  # noqa: E402
+from unrectify.atomic import write_json_atomic  # noqa: E402
 
 FORMS = (("split", "binary"), ("split", "interval"), ("bigm", "binary"))
 

@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from unrectify.backends import get_backend
 from unrectify.formulations.fixed_weight import FixedNetwork, build_output_bound_model
 from unrectify.fixed import tighten_bounds
-from unrectify.verify import write_json_atomic
+from unrectify.atomic import write_json_atomic
 
 INSTALL = {"omlt": "pip install omlt==1.2.2", "gurobi_ml": "pip install gurobi-machinelearning==1.7.0",
            "torch": "pip install torch==2.13.0", "gurobipy": "pip install gurobipy"}

@@ -36,7 +36,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -111,22 +110,10 @@ def _check_inputs(
 
 # ---------------------------------------------------------------------- output helpers
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically (the package's one writer, :mod:`unrectify.atomic`)."""
+    from unrectify.atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, data)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -275,6 +262,37 @@ def _accepts(cls: type, option: str) -> bool:
         return False
 
 
+def _decoder_kwargs(cls: type, options: Mapping[str, Any], shape: Sequence[int], progress: bool,
+                    seed: int) -> dict[str, Any]:
+    kw = dict(options)
+    if _accepts(cls, "shape"):
+        kw.setdefault("shape", shape)
+    if _accepts(cls, "progress"):
+        kw.setdefault("progress", progress)
+    if _accepts(cls, "seed"):
+        kw.setdefault("seed", seed)
+    return kw
+
+
+def check_decoder_options(dataset: str, ratios: Sequence[float], methods: Sequence[str],
+                          opts: Mapping[str, Mapping[str, Any]], seed: int = 0, progress: bool = False) -> None:
+    """Build every decoder once with its options (no fitting), so an unknown option or a bad
+    value fails before any data is loaded or any file or folder is created."""
+    shape = image_shape(dataset)
+    Phi = gaussian_operator(ratios[0], int(np.prod(shape)), seed=seed)
+    for method in methods:
+        cls = decoder_class(method)
+        given = ", ".join(f"{k}={v!r}" for k, v in opts.get(method, {}).items())
+        try:
+            get_decoder(method, Phi, **_decoder_kwargs(cls, opts.get(method, {}), shape, progress, seed))
+        except CSInputError as exc:
+            if not given:
+                raise
+            raise CSInputError(f"bad option for decoder {method!r} ({given}): {exc}") from None
+        except (TypeError, ValueError) as exc:  # e.g. --option adam.lr=abc
+            raise CSInputError(f"bad option for decoder {method!r} ({given}): {exc}") from None
+
+
 # ---------------------------------------------------------------------- experiment
 def run_cs_experiment(
     dataset: str = DEFAULT_DATASET,
@@ -314,6 +332,7 @@ def run_cs_experiment(
         raise CSInputError(f"block_cs needs the patches data set (33 x 33 blocks), got {dataset!r}")
     n_train = _check_count(train_samples, "train_samples")
     n_test = _check_count(test_samples, "test_samples")
+    check_decoder_options(dataset, rs, ms, opts, seed, progress)   # before any folder is created
     shape = image_shape(dataset)
     S_train = load_dataset(dataset, "train", n_train, seed=seed)
     S_test = load_dataset(dataset, "test", n_test, seed=seed)
@@ -342,13 +361,7 @@ def run_cs_experiment(
             for method in ms:
                 bar.set_postfix(ratio=f"{ratio:g}", method=method)
                 cls = decoder_class(method)
-                kw = dict(opts.get(method, {}))
-                if _accepts(cls, "shape"):
-                    kw.setdefault("shape", shape)
-                if _accepts(cls, "progress"):
-                    kw.setdefault("progress", progress)
-                if _accepts(cls, "seed"):
-                    kw.setdefault("seed", seed)
+                kw = _decoder_kwargs(cls, opts.get(method, {}), shape, progress, seed)
                 if budget is not None and _accepts(cls, "time_limit"):
                     kw.setdefault("time_limit", float(budget))
                 try:

@@ -5,7 +5,7 @@ from .builder import TrainingModel, build_training_model
 from .certificate import Certificate, certify, certify_split_iterate, gate, losses_agree
 from .encodings import (BUILTIN, DOMAINS, Encoding, available_encodings, get_encoding,
                         register_encoding)
-from .errors import (InputError, LicenseLimitError, ModelClassError, SolverUnavailableError,
+from .errors import (InputError, LicenseLimitError, ModelClassError, ResourceLimitError, SolverUnavailableError,
                      UnknownNameError, UnrectifyError)
 from .model import Model
 from .network import forward, predict, relu
@@ -14,7 +14,7 @@ from .status import STATUSES
 
 __all__ = [
     "BUILTIN", "DOMAINS", "LOSSES", "STATUSES", "Certificate", "Encoding", "InputError", "LicenseLimitError", "Model",
-    "ModelClassError", "SolverUnavailableError", "TrainingModel", "TrainingProblem",
+    "ModelClassError", "ResourceLimitError", "SolverUnavailableError", "TrainingModel", "TrainingProblem",
     "UnknownNameError", "UnrectifyError", "available_encodings", "build_training_model", "certify",
     "certify_split_iterate", "gate", "losses_agree", "predict", "status",
     "forward", "get_encoding", "loss_value", "random_instance", "register_encoding", "relu",

@@ -37,6 +37,11 @@ class SolverUnavailableError(UnrectifyError, ImportError):
     """The solver package of a backend is not installed or cannot start."""
 
 
+class ResourceLimitError(InputError):
+    """The request needs more memory (or, for a stated time limit, more time) than this machine
+    has; the message names the estimate and the machine's figure.  Raised before any work."""
+
+
 class DependencyError(UnrectifyError, ImportError):
     """An optional package needed for the requested feature is not installed."""
 

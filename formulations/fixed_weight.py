@@ -52,24 +52,14 @@ from .builder import Operand, affine_rows
 from .encodings import Encoding, get_encoding
 from .errors import InputError, UnknownNameError
 from .model import Model
+from .validation import check_box, check_weights
+from .validation import finite_array as _finite_array
 
 BOUND_METHODS = ("interval", "crown")
 NORMS = ("l1", "l2", "linf")
 SENSES = ("max", "min")
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
-
-
-def _finite_array(name: str, a, ndim: int | None = None) -> np.ndarray:
-    try:
-        arr = np.array(a, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} is not a numeric array ({exc})") from None
-    if ndim is not None and arr.ndim != ndim:
-        raise InputError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{name} contains NaN or infinite values")
-    return arr
 
 
 class FixedNetwork:
@@ -84,41 +74,9 @@ class FixedNetwork:
     """
 
     def __init__(self, weights: Sequence[tuple[np.ndarray, np.ndarray]], input_lo=0.0, input_hi=1.0) -> None:
-        try:
-            pairs = list(weights)
-        except TypeError:
-            raise InputError("weights must be a list of (W, b) pairs") from None
-        if not pairs:
-            raise InputError("weights list is empty: a network needs at least one layer")
-        layers: Weights = []
-        prev = None
-        for l, pair in enumerate(pairs, start=1):
-            try:
-                W, b = pair
-            except (TypeError, ValueError):
-                raise InputError(f"layer {l} must be a (W, b) pair") from None
-            W = _finite_array(f"layer {l} W", W, ndim=2)
-            b = _finite_array(f"layer {l} b", b).reshape(-1)
-            if b.shape != (W.shape[0],):
-                raise InputError(f"layer {l}: b has shape {b.shape}, expected ({W.shape[0]},) for W {W.shape}")
-            if min(W.shape) < 1:
-                raise InputError(f"layer {l}: W has an empty shape {W.shape}")
-            if prev is not None and W.shape[1] != prev:
-                raise InputError(f"layer {l}: W expects {W.shape[1]} inputs but layer {l - 1} gives {prev}")
-            layers.append((W, b))
-            prev = W.shape[0]
+        layers = check_weights(weights)
         self.weights: Weights = layers
-        n0 = layers[0][0].shape[1]
-        lo = _finite_array("input_lo", input_lo)
-        hi = _finite_array("input_hi", input_hi)
-        try:
-            lo = np.broadcast_to(lo, (n0,)).copy()
-            hi = np.broadcast_to(hi, (n0,)).copy()
-        except ValueError:
-            raise InputError(f"input box shapes {np.shape(input_lo)}, {np.shape(input_hi)} do not match {n0} inputs") from None
-        if np.any(lo > hi):
-            j = int(np.flatnonzero(lo > hi)[0])
-            raise InputError(f"input box has input_lo > input_hi at input {j} ({lo[j]:g} > {hi[j]:g})")
+        lo, hi = check_box(input_lo, input_hi, layers[0][0].shape[1])
         self.input_lo, self.input_hi = lo, hi
 
     # -- shape --------------------------------------------------------------------------
@@ -177,7 +135,7 @@ class FixedNetwork:
     # -- numerics -----------------------------------------------------------------------
     def preactivations(self, X) -> list[np.ndarray]:
         """Pre-activations ``z_1..z_L`` of every row of ``X`` (``(N, n_0)`` or ``(n_0,)``)."""
-        X = np.asarray(X, dtype=float)
+        X = _finite_array("network input", X)
         h = X[None, :] if X.ndim == 1 else X
         if h.ndim != 2 or h.shape[1] != self.n_inputs:
             raise InputError(f"network input must have {self.n_inputs} columns, got shape {X.shape}")

@@ -308,9 +308,20 @@ class Model:
 
 
 def _merge_quadratic(r, a, b, c):
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    keys = np.stack([r, lo, hi])
-    uniq, inv = np.unique(keys, axis=1, return_inverse=True)
-    coef = np.bincount(inv.ravel(), weights=c, minlength=uniq.shape[1])
+    """Sum the coefficients of equal ``(row, min(i, j), max(i, j))`` terms, drop zero sums, sort
+    by row.  A three-key ``lexsort`` (not ``np.unique(axis=1)``, whose row-wise sort of a
+    structured view was 20 s for the 1.6 M terms of a 1-20000-1 network on 20 samples)."""
+    r = np.asarray(r, dtype=np.int64)
+    lo = np.minimum(a, b).astype(np.int64, copy=False)
+    hi = np.maximum(a, b).astype(np.int64, copy=False)
+    c = np.asarray(c, dtype=float)
+    if len(r) == 0:
+        return r, lo, hi, c
+    order = np.lexsort((hi, lo, r))
+    r, lo, hi, c = r[order], lo[order], hi[order], c[order]
+    start = np.ones(len(r), dtype=bool)
+    start[1:] = (r[1:] != r[:-1]) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    idx = np.flatnonzero(start)
+    coef = np.add.reduceat(c, idx)
     keep = coef != 0
-    return uniq[0][keep], uniq[1][keep], uniq[2][keep], coef[keep]
+    return r[idx][keep], lo[idx][keep], hi[idx][keep], coef[keep]

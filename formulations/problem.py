@@ -23,6 +23,8 @@ import numpy as np
 
 from .errors import InputError, UnknownNameError
 from .network import forward, predict, relu  # noqa: F401  (re-exported: the one forward pass)
+from .validation import check_weights as _check_weights
+from .validation import finite_array, parse_widths
 
 LOSSES = ("mse", "mae")
 
@@ -47,39 +49,16 @@ MAX_BOUND = 1e8
 
 
 def _as_2d(name: str, a: np.ndarray) -> np.ndarray:
-    if np.iscomplexobj(a):
-        raise InputError(f"{name} is complex; real-valued data is required")
-    try:
-        arr = np.asarray(a, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} is not a numeric array ({str(exc).splitlines()[0]})") from None
+    arr = finite_array(name, a)          # numeric, real, finite
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
         raise InputError(f"{name} must be 1-D or 2-D (samples first), got shape {arr.shape}")
     if arr.size == 0:
         raise InputError(f"{name} is empty (shape {arr.shape})")
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{name} contains NaN or infinite values")
     if np.abs(arr).max() > MAX_DATA:
         raise InputError(f"{name} has values above {MAX_DATA:g} in magnitude; rescale the data")
     return arr
-
-
-def _check_widths(widths) -> tuple[int, ...]:
-    if isinstance(widths, (str, bytes)):
-        raise InputError(f"widths must be a sequence of integers, got the string {widths!r}")
-    try:
-        items = list(widths)
-    except TypeError:
-        raise InputError(f"widths must be a sequence of integers, got {widths!r}") from None
-    out = []
-    for w in items:
-        if isinstance(w, (bool, np.bool_)) or not isinstance(w, (int, np.integer, float, np.floating)) \
-                or not np.isfinite(w) or w != int(w):
-            raise InputError(f"widths must be positive integers, got {tuple(items)!r}")
-        out.append(int(w))
-    return tuple(out)
 
 
 @dataclass(eq=False)
@@ -109,11 +88,7 @@ class TrainingProblem:
         self.Y = _as_2d("Y", self.Y)
         if self.X.shape[0] != self.Y.shape[0]:
             raise InputError(f"X has {self.X.shape[0]} samples but Y has {self.Y.shape[0]}")
-        widths = _check_widths(self.widths)
-        if len(widths) < 3:
-            raise InputError(f"widths {widths} need input, at least one hidden layer and output (e.g. 1,2,1)")
-        if min(widths) < 1:
-            raise InputError(f"widths must be positive, got {widths}")
+        widths = parse_widths(self.widths)
         if widths[0] != self.X.shape[1]:
             raise InputError(f"widths start with {widths[0]} but X has {self.X.shape[1]} columns")
         if widths[-1] != self.Y.shape[1]:
@@ -130,18 +105,15 @@ class TrainingProblem:
                 raise InputError(f"weight bound B must be positive and finite, got {self.weight_bound!r}")
             self.weight_bound = B
         frozen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for layer, wb in dict(self.frozen).items():
+        try:
+            items = dict(self.frozen).items()
+        except (TypeError, ValueError):
+            raise InputError("frozen must be a mapping {layer: (W, b)}") from None
+        for layer, wb in items:
+            if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= layer <= self.n_layers:
+                raise InputError(f"frozen layer {layer!r} outside 1..{self.n_layers}")
             l = int(layer)
-            if not 1 <= l <= self.n_layers:
-                raise InputError(f"frozen layer {layer} outside 1..{self.n_layers}")
-            W = np.asarray(wb[0], dtype=float)
-            b = np.asarray(wb[1], dtype=float).reshape(-1)
-            if W.shape != (widths[l], widths[l - 1]) or b.shape != (widths[l],):
-                raise InputError(
-                    f"frozen layer {l} needs W {(widths[l], widths[l - 1])} and b {(widths[l],)}, "
-                    f"got {W.shape} and {b.shape}")
-            if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
-                raise InputError(f"frozen layer {l} has NaN or infinite weights")
+            [(W, b)] = _check_weights([wb], widths=(widths[l - 1], widths[l]), name=f"frozen layer {l}")
             frozen[l] = (W, b)
         if len(frozen) == self.n_layers:
             raise InputError("every layer is frozen: there is nothing to train")
@@ -212,7 +184,7 @@ class TrainingProblem:
 
     def forward_loss(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
         """Loss of an ordinary ReLU forward pass with the given weights."""
-        pred = self.forward(weights)
+        pred = self.forward(self.check_weights(weights))
         if pred is self.X:  # no layers: do not modify the data
             pred = pred.copy()
         pred -= self.Y  # the residual, in the output's own memory
@@ -221,13 +193,9 @@ class TrainingProblem:
             return float(np.einsum("ij,ij->", pred, pred) / n)
         return float(np.abs(pred).sum() / n)
 
-    def check_weights(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
-        if len(weights) != self.n_layers:
-            raise InputError(f"expected {self.n_layers} layers of weights, got {len(weights)}")
-        for l, (W, b) in enumerate(weights, start=1):
-            shape = (self.widths[l], self.widths[l - 1])
-            if np.shape(W) != shape or np.shape(b) != (self.widths[l],):
-                raise InputError(f"layer {l} weights need shapes {shape} and {(self.widths[l],)}")
+    def check_weights(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Float64 copies of ``weights`` after checking them against ``widths`` (shapes, finite values)."""
+        return _check_weights(weights, widths=self.widths)
 
 
 MAX_GENERATED = 10**8
@@ -246,14 +214,12 @@ def random_instance(
     The target is not representable by a small ReLU network, so optima are positive and a
     non-tight relaxation shows up as a strictly lower value.
     """
-    if int(n_samples) < 1:
-        raise InputError(f"samples must be a positive integer, got {n_samples}")
-    widths = _check_widths(widths)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise InputError(f"samples must be a positive integer, got {n_samples!r}")
+    widths = parse_widths(widths)
     if int(n_samples) * sum(widths) > MAX_GENERATED:
         raise InputError(f"a generated instance of {n_samples} samples x {sum(widths)} widths is too large "
                          f"(limit {MAX_GENERATED:g} values)")
-    if len(widths) < 2 or min(widths) < 1:
-        raise InputError(f"widths must be positive integers, got {widths}")
     rng = np.random.default_rng(seed)
     n0, nL = widths[0], widths[-1]
     X = rng.uniform(-1.0, 1.0, size=(int(n_samples), n0))

@@ -17,3 +17,12 @@ def needs(backend: str):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the size of the bad-input corpus that ran (tests/test_bad_inputs.py)."""
+    import sys
+
+    mod = sys.modules.get("tests.test_bad_inputs")
+    if mod is not None and mod.CORPUS:
+        terminalreporter.write_line(f"bad-input corpus: {len(mod.CORPUS)} cases passed")

@@ -68,7 +68,7 @@ def test_nan(data, tmp_path):
 @pytest.mark.parametrize("B", ["0", "-1", "nan"])
 def test_bad_weight_bound(B, tmp_path):
     out = tmp_path / "o.json"
-    assert_one_line_error(run("verify", "--weight-bound", B, "--json", str(out)), "weight bound", json_path=out)
+    assert_one_line_error(run("verify", "--weight-bound", B, "--json", str(out)), "weight-bound", json_path=out)
 
 
 def test_unknown_encoding(tmp_path):

@@ -289,7 +289,7 @@ def test_module_main_bad_input_exit_2(tmp_path):
     res = subprocess.run([sys.executable, "-m", "unrectify", "verify", "--sweep", str(tmp_path / "nope.toml")],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert [l for l in res.stderr.splitlines() if l.strip()] == [f"unrectify: error: sweep spec not found: "
+    assert [l for l in res.stderr.splitlines() if l.strip()] == [f"unrectify: error: --sweep: file not found: "
                                                                   f"{tmp_path / 'nope.toml'}"]
 
 

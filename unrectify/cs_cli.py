@@ -1,9 +1,21 @@
-"""``unrectify cs``: the compressed-sensing application (parsing and printing only)."""
+"""``unrectify cs``: the compressed-sensing application (validation, parsing and printing only).
+
+Every argument, every ``--option`` (by building each decoder once with its options) and the
+output folder are checked before any data is loaded or any folder is created.  Results are
+written atomically; on Ctrl-C or SIGTERM the records finished so far stay in
+``OUT/results.partial.json`` and the command says so.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
 from typing import Any
+
+from .validate import (CLIError, finite_float, name_list, nonnegative_float, nonnegative_int, output_dir, positive_float,
+                       positive_int)
 
 DEFAULT_RATIOS_PERCENT = "4,10,25"
 DEFAULT_METHODS = "pinv,l1,tv,omp,linear,adam,alm,alm+lbfgs,res-adam,res-alm,res-alm+lbfgs"
@@ -19,15 +31,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help=f"measurement ratios m/n in percent (default {DEFAULT_RATIOS_PERCENT}; paper: 1,4,10,25,40,50)")
     c.add_argument("--methods", default=DEFAULT_METHODS,
                    help=f"comma-separated decoders (default {DEFAULT_METHODS}; all: {ALL_METHODS})")
-    c.add_argument("--train-samples", type=int, default=None, metavar="N",
+    c.add_argument("--train-samples", type=positive_int, default=None, metavar="N",
                    help="training images (default: the whole training split)")
-    c.add_argument("--test-samples", type=int, default=100, metavar="N", help="held-out test images (default 100)")
-    c.add_argument("--noise", type=float, default=0.0, help="measurement noise standard deviation")
-    c.add_argument("--snr", type=float, default=None, metavar="DB", help="measurement SNR in dB (instead of --noise)")
-    c.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+    c.add_argument("--test-samples", type=positive_int, default=100, metavar="N",
+                   help="held-out test images (default 100)")
+    c.add_argument("--noise", type=nonnegative_float, default=0.0, help="measurement noise standard deviation")
+    c.add_argument("--snr", type=finite_float, default=None, metavar="DB",
+                   help="measurement SNR in dB (instead of --noise)")
+    c.add_argument("--budget", type=positive_float, default=None, metavar="SECONDS",
                    help=f"training time limit per learned decoder and ratio (default {DEFAULT_BUDGET_S['digits']:g} s "
                         f"on digits, {OTHER_BUDGET_S:g} s otherwise)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=nonnegative_int, default=0)
     c.add_argument("--out", default="cs_results", metavar="DIR", help="output folder (default cs_results)")
     c.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="decoder option, e.g. adam.epochs=30 (repeatable)")
@@ -35,28 +49,57 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return c
 
 
-def cmd_cs(args) -> int:
-    from unrectify.cs.errors import CSInputError
-    from unrectify.cs.experiment import parse_option, results_markdown, run_cs_experiment
-
+def _ratios(text: str) -> list[float]:
+    parts = [r.strip() for r in text.split(",")]
     try:
-        ratios = [float(r) / 100.0 for r in args.ratios.split(",") if r.strip()]
+        values = [float(r) for r in parts]
     except ValueError:
-        raise CSInputError(f"--ratios must be comma-separated percentages like 1,4,10, got {args.ratios!r}") from None
-    bad = [r * 100 for r in ratios if not 0.0 < r <= 1.0]
-    if bad or not ratios:
-        raise CSInputError(f"--ratios are percentages in (0, 100], got {args.ratios!r}")
-    if args.noise < 0 or args.noise != args.noise:
-        raise CSInputError(f"--noise must be a non-negative number, got {args.noise}")
+        raise CLIError(f"--ratios must be comma-separated percentages like 1,4,10, got {text!r}") from None
+    if not values or any(not (0.0 < v <= 100.0) for v in values):   # NaN fails the comparison too
+        raise CLIError(f"--ratios are percentages in (0, 100], got {text!r}")
+    if len(set(values)) != len(values):
+        raise CLIError(f"--ratios names a ratio more than once, got {text!r}")
+    return [v / 100.0 for v in values]
+
+
+def prepare_cs(args) -> dict[str, Any]:
+    """Validate every ``cs`` argument; nothing is loaded, created or written."""
+    from unrectify.cs.datasets import image_shape
+    from unrectify.cs.decoders import available_decoders
+    from unrectify.cs.experiment import _check_inputs, check_decoder_options, parse_option
+
+    image_shape(args.dataset)   # unknown data set -> one line naming the valid ones
+    ratios = _ratios(args.ratios)
+    methods = name_list(args.methods, "--methods", sorted(set(available_decoders()) | set(ALL_METHODS.split(","))))
     options: dict[str, dict[str, Any]] = {}
     for text in args.option:
         method, key, value = parse_option(text)
+        if method not in methods:
+            raise CLIError(f"--option {text!r} is for decoder {method!r}, which is not among --methods "
+                           f"{','.join(methods)} (it would be ignored)")
+        if key in options.get(method, {}):
+            raise CLIError(f"--option {method}.{key} is given more than once")
         options.setdefault(method, {})[key] = value
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.snr is not None and args.noise:
+        raise CLIError("give either --noise (absolute sd) or --snr (dB), not both")
+    _check_inputs(args.dataset, ratios, methods, args.noise, options)
+    check_decoder_options(args.dataset, ratios, methods, options, args.seed, progress=False)
+    output_dir(args.out, "--out")
     budget = args.budget if args.budget is not None else DEFAULT_BUDGET_S.get(args.dataset, OTHER_BUDGET_S)
-    records = run_cs_experiment(args.dataset, ratios, methods, args.train_samples, args.test_samples, args.noise,
-                                args.seed, args.out, progress=not args.no_progress, method_options=options,
-                                snr_db=args.snr, budget=budget)
+    return {"ratios": ratios, "methods": methods, "options": options, "budget": budget}
+
+
+def cmd_cs(args) -> int:
+    from unrectify.cs.experiment import results_markdown, run_cs_experiment
+
+    job = prepare_cs(args)
+    try:
+        records = run_cs_experiment(args.dataset, job["ratios"], job["methods"], args.train_samples,
+                                    args.test_samples, args.noise, args.seed, args.out,
+                                    progress=not args.no_progress, method_options=job["options"],
+                                    snr_db=args.snr, budget=job["budget"])
+    except KeyboardInterrupt as exc:
+        return _interrupted(args, job, exc)
     print(results_markdown(records))
     from pathlib import Path
 
@@ -64,3 +107,22 @@ def cmd_cs(args) -> int:
     figures = sorted(p.name for p in out.glob("*.png"))
     print(f"table: {out / 'results.md'}\nrecords: {out / 'results.json'}\nfigures ({out}): {', '.join(figures)}")
     return 0
+
+
+def _interrupted(args, job, exc: BaseException) -> int:
+    from .cli import EXIT_SIGINT, EXIT_SIGTERM, Terminated
+
+    partial = os.path.join(args.out, "results.partial.json")
+    total = len(job["ratios"]) * len(job["methods"])
+    done = 0
+    try:
+        with open(partial) as fh:
+            done = len(json.load(fh))
+    except (OSError, ValueError):
+        pass
+    what = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+    kept = f"kept in {partial}" if done else "nothing finished"
+    sys.stderr.write(f"unrectify: interrupted by {what}: {done} of {total} (ratio, method) records finished, "
+                     f"{kept}; lost: the decoder in progress and {max(total - done - 1, 0)} not started; "
+                     f"results.json and figures not written\n")
+    return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT

@@ -11,6 +11,8 @@ from unrectify.formulations import InputError, TrainingProblem
 
 
 def load_npz(path: str, names: tuple[str, ...] = ("X", "Y")) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of a ``.npz`` file; files are data, never code (``allow_pickle=False``),
+    and only integer or float arrays are accepted."""
     if not os.path.exists(path):
         raise InputError(f"data file not found: {path}")
     try:
@@ -20,11 +22,16 @@ def load_npz(path: str, names: tuple[str, ...] = ("X", "Y")) -> dict[str, np.nda
             if missing:
                 raise InputError(f"{path} has no array {missing[0]!r} (found: {', '.join(found) or 'none'}); "
                                  f"expected arrays {', '.join(names)}")
-            return {n: np.asarray(data[n]) for n in names}
+            out = {n: np.asarray(data[n]) for n in names}
     except InputError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(f"cannot read {path} as a .npz archive ({type(exc).__name__})") from None
+        # allow_pickle=False: an object array (pickled Python objects) fails here, unread
+        raise InputError(f"cannot read {path} as a .npz archive of numeric arrays ({type(exc).__name__})") from None
+    for n, a in out.items():
+        if a.dtype.kind not in "iuf":
+            raise InputError(f"{path}: array {n!r} has dtype {a.dtype}; a numeric (integer or float) array is required")
+    return out
 
 
 def load_problem(path: str, widths=None, loss: str = "mse", weight_bound: float = 2.0) -> TrainingProblem:

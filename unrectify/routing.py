@@ -72,8 +72,11 @@ def _probe(problem: TrainingProblem) -> TrainingProblem:
 def route(problem: TrainingProblem, encoding: str, domain: str,
           symmetry_breaking: bool | str | list[str] = False) -> Route:
     """The backend for ``problem`` in ``encoding``/``domain`` and why (module docstring, step 2)."""
-    from unrectify.formulations.builder import build_training_model
+    from unrectify.formulations.builder import build_training_model, symmetry_kinds
+    from unrectify.formulations.encodings import get_encoding
 
+    get_encoding(encoding).check_domain(domain)   # bad names fail here, not routed away below
+    symmetry_kinds(symmetry_breaking)
     form = f"{encoding}/{domain} form"
     if problem.weight_bound is None:
         why = f"{form} has no weight box (exact solvers need one)"

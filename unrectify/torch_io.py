@@ -105,6 +105,44 @@ def to_torch(weights: Sequence[tuple[np.ndarray, np.ndarray]], dtype: Any = "flo
     return torch.nn.Sequential(*mods)
 
 
+def load_state_dict(path: str) -> Weights:
+    """Weights ``[(W, b), ...]`` from a file saved with ``torch.save(seq.state_dict(), path)``
+    for a ``Sequential(Linear, ReLU, ..., Linear)``.
+
+    Files are data, never code: ``torch.load(..., weights_only=True)`` refuses anything but
+    tensors and plain containers (a pickled module or object fails with a one-line
+    :class:`InputError`).  Keys ``"<i>.weight"`` / ``"<i>.bias"`` are ordered by ``i``; the
+    result goes through the package's weights validator (shapes chain, finite values)."""
+    import os
+
+    from unrectify.formulations.validation import check_weights
+
+    torch = import_torch()
+    if not os.path.isfile(path):
+        raise InputError(f"state dict file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:   # UnpicklingError, RuntimeError (not a torch file), EOFError ...
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot load {path} as a torch state dict ({type(exc).__name__}: {msg[:160]})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise InputError(f"{path} does not hold a state dict (a mapping of parameter names to tensors)")
+    layers: dict[int, dict[str, Any]] = {}
+    for key, value in state.items():
+        idx, _, kind = key.rpartition(".")
+        if kind not in ("weight", "bias") or not idx.isdigit() or not isinstance(value, torch.Tensor):
+            raise InputError(f"{path}: unexpected entry {key!r}; expected '<layer>.weight' and '<layer>.bias' tensors "
+                             f"of a Sequential of Linear and ReLU layers")
+        layers.setdefault(int(idx), {})[kind] = value.detach().cpu().to(torch.float64).numpy()
+    pairs = []
+    for i in sorted(layers):
+        if "weight" not in layers[i]:
+            raise InputError(f"{path}: layer {i} has a bias but no weight")
+        W = layers[i]["weight"]
+        pairs.append((W, layers[i].get("bias", np.zeros(W.shape[0] if W.ndim else 0))))
+    return check_weights(pairs, name=f"{path} weights")
+
+
 def problem_from_torch(seq, X, Y, loss: str = "mse", weight_bound: float | None = 2.0,
                        freeze: Sequence[int] = ()) -> TrainingProblem:
     """A :class:`TrainingProblem` with the architecture of ``seq`` on data ``(X, Y)``.
@@ -128,5 +166,5 @@ def fixed_network_from_torch(seq, input_lo=0.0, input_hi=1.0) -> FixedNetwork:
     return FixedNetwork(from_torch(seq), input_lo, input_hi)
 
 
-__all__ = ["TorchUnavailableError", "fixed_network_from_torch", "from_torch", "import_torch",
+__all__ = ["TorchUnavailableError", "fixed_network_from_torch", "from_torch", "import_torch", "load_state_dict",
            "problem_from_torch", "to_torch"]

@@ -15,19 +15,16 @@ For each encoding the binary form (``d in {0,1}``) and the relaxed interval form
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
-
-import numpy as np
 
 from unrectify.backends import Solution, backend_class, get_backend
 from unrectify.formulations import BUILTIN, TrainingProblem, build_training_model, get_encoding
 from unrectify.formulations.errors import InputError, UnknownNameError
 
 from .api import solve
+from .atomic import jsonable as _jsonable  # noqa: F401  (kept for callers of the old name)
+from .atomic import write_json_atomic
 
 #: agreement required between binary and relaxed optima: |a - b| <= RTOL max(|a|, |b|) + ATOL
 #: (ATOL covers optima near zero, where solver feasibility tolerances dominate)
@@ -76,41 +73,6 @@ class VerifyReport:
 
     def write_json(self, path: str) -> None:
         write_json_atomic(path, self.to_dict())
-
-
-def write_json_atomic(path: str, data) -> None:
-    """Write JSON to a temporary file next to ``path`` and rename it: never a partial file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_jsonable(data), fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        f = float(x)
-        return f if np.isfinite(f) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
 
 
 def _rel(a: float, b: float) -> float:

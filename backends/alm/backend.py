@@ -44,6 +44,15 @@ class AlmBackend(Backend):
     #: the defaults of the ALM backend, whichever way it is reached (docs/alm.md)
     option_defaults = {"restarts": 10, "seed": 0}
 
+    @classmethod
+    def check_resources(cls, problem: TrainingProblem, time_limit: float | None, **options) -> None:
+        """Memory of ``restarts`` restarts and the time of the first weight update
+        (:func:`unrectify.backends.alm.resources.check_resources`), with this backend's defaults."""
+        from .resources import check_resources
+
+        restarts = options.get("restarts", cls.option_defaults["restarts"])
+        check_resources(problem, restarts, time_limit)
+
     def solve_problem(self, problem: TrainingProblem, encoding: str = "split", domain: str = "interval",
                       time_limit: float | None = 60.0, symmetry_breaking: bool | str | list[str] = False,
                       guard: bool = True) -> Solution:

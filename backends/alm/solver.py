@@ -11,6 +11,7 @@ import numpy as np
 
 from unrectify.formulations.errors import InputError
 from unrectify.formulations.problem import TrainingProblem
+from unrectify.formulations.validation import check_weights
 
 from .init import (
     first_layer_pattern,
@@ -24,6 +25,7 @@ from .options import ALMOptions
 from .outer import STOP_STATUS, RunOutcome, outer_loop
 from .patterns import pattern_search
 from .polish import kkt_state, refine
+from .resources import check_resources
 from .result import ALMResult, RestartRecord
 from .state import Metrics, evaluate, make_context, multipliers, state_from_forward
 from .threads import blas_threads
@@ -85,6 +87,7 @@ def solve_alm(
     if polish_callback is not None and not callable(polish_callback):
         raise InputError("polish_callback must be callable (it receives iteration, weights and loss)")
     opts = ALMOptions.from_kwargs(max_outer=max_outer, max_inner=max_inner, tol=tol, dtype=dtype, **options)
+    check_resources(problem, int(restarts), time_limit)   # refuse before allocating
     message = ""
     warm: Weights | None = None
     if init is not None:
@@ -238,27 +241,11 @@ def _start(problem: TrainingProblem, opts: ALMOptions, r: int, restarts: int, wa
 
 def _check_init(problem: TrainingProblem, init: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[Weights, bool]:
     """Validated float64 copies of warm-start weights (frozen layers taken from the problem)."""
-    try:
-        layers = list(init)
-    except TypeError:
-        raise InputError("init must be a list of (W, b) pairs, one per layer") from None
-    if len(layers) != problem.n_layers:
-        raise InputError(f"init has {len(layers)} layers but the network has {problem.n_layers}")
+    layers = check_weights(init, widths=problem.widths, name="init")
     out: Weights = []
     clipped = False
     B = problem.weight_bound
-    for l, pair in enumerate(layers, start=1):
-        try:
-            W, b = pair
-            W = np.array(W, dtype=np.float64)
-            b = np.array(b, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            raise InputError(f"init layer {l} must be a numeric (W, b) pair") from None
-        shape = (problem.widths[l], problem.widths[l - 1])
-        if W.shape != shape or b.shape != (problem.widths[l],):
-            raise InputError(f"init layer {l} needs W {shape} and b {(problem.widths[l],)}, got {W.shape} and {b.shape}")
-        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
-            raise InputError(f"init layer {l} has NaN or infinite weights")
+    for l, (W, b) in enumerate(layers, start=1):
         if l in problem.frozen:
             W, b = (np.array(a, dtype=np.float64) for a in problem.frozen[l])
         elif B is not None and max(np.abs(W).max(initial=0.0), np.abs(b).max(initial=0.0)) > B:

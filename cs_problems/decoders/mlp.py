@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from unrectify.formulations.network import predict
+from unrectify.formulations.validation import check_weights as _check_weights
 
 from ..errors import CSInputError
 from .base import Decoder
@@ -25,23 +26,9 @@ Weights = list[tuple[np.ndarray, np.ndarray]]
 
 
 def check_weights(weights: Sequence[tuple[np.ndarray, np.ndarray]], n_in: int | None = None) -> Weights:
-    """Validate a weights list (shapes chain, biases match) and return float64 copies."""
-    if len(weights) == 0:
-        raise CSInputError("MLP weights list is empty")
-    out: Weights = []
-    prev = n_in
-    for i, pair in enumerate(weights):
-        if len(pair) != 2:
-            raise CSInputError(f"layer {i + 1} must be a (W, b) pair")
-        W = np.asarray(pair[0], dtype=np.float64)
-        b = np.asarray(pair[1], dtype=np.float64).reshape(-1)
-        if W.ndim != 2 or b.shape != (W.shape[0],):
-            raise CSInputError(f"layer {i + 1}: W must be (n_out, n_in) and b (n_out,), got {W.shape}, {b.shape}")
-        if prev is not None and W.shape[1] != prev:
-            raise CSInputError(f"layer {i + 1}: W expects {W.shape[1]} inputs but receives {prev}")
-        out.append((W, b))
-        prev = W.shape[0]
-    return out
+    """Validate a weights list (shapes chain, biases match, finite) and return float64 copies
+    (the package's one weights validator, raising :class:`CSInputError`)."""
+    return _check_weights(weights, n_in=n_in, name="MLP weights", error=CSInputError)
 
 
 def mlp_forward(weights: Sequence[tuple[np.ndarray, np.ndarray]], Y: np.ndarray) -> np.ndarray:

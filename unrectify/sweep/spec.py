@@ -110,20 +110,17 @@ def _positive_float(key: str, v, where: str, maximum: float = math.inf) -> float
 
 
 def _widths(v, where: str) -> tuple[int, ...]:
-    if isinstance(v, str):
-        try:
-            w = tuple(int(t) for t in v.split(","))
-        except ValueError:
-            raise SweepError(f"sweep key 'widths': {v!r} is not comma-separated integers like \"1,2,1\"{where}") from None
-    elif isinstance(v, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in v):
-        w = tuple(v)
-    else:
+    """``"1,2,1"`` or ``[1, 2, 1]`` through the package's one widths parser."""
+    from unrectify.formulations.errors import InputError
+    from unrectify.formulations.validation import parse_widths
+
+    if not isinstance(v, (str, list)) or (isinstance(v, list) and not all(
+            isinstance(t, int) and not isinstance(t, bool) for t in v)):
         raise SweepError(f"sweep key 'widths': expected \"1,2,1\" or [1, 2, 1], got {v!r}{where}")
-    if len(w) < 3:
-        raise SweepError(f"sweep key 'widths': {v!r} needs input, at least one hidden layer and output "
-                         f"(e.g. \"1,2,1\"){where}")
-    if min(w) < 1:
-        raise SweepError(f"sweep key 'widths': widths must be positive, got {v!r}{where}")
+    try:
+        w = parse_widths(v, name="sweep key 'widths'")
+    except InputError as exc:
+        raise SweepError(f"{exc}{where}") from None
     if sum(w) > MAX_TASK_SIZE:
         raise SweepError(f"sweep key 'widths': {v!r} sums to more than {MAX_TASK_SIZE:.0e}{where}")
     return w

@@ -18,23 +18,10 @@ from .store import RECORD_FORMAT
 
 
 def _clean(x):
-    """JSON-safe copy: numpy scalars and arrays to Python, non-finite floats to None."""
-    import numpy as np
+    """JSON-safe copy (numpy values converted, non-finite floats as None): the package's one converter."""
+    from unrectify.atomic import jsonable
 
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (float, np.floating)):
-        f = float(x)
-        return f if math.isfinite(f) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
+    return jsonable(x)
 
 
 def run_task(params: dict) -> dict:
