@@ -35,20 +35,24 @@ Outer loop (Birgin-Martinez, ALGENCAN style, "Practical augmented Lagrangian met
 ``V_k > r V_{k-1}`` (infeasibility did not fall by the factor ``r``), and ``rho <= rho_max``.
 
 Inner solve.  ``L_rho`` is a sum over samples: the weights are shared, ``D`` and the multipliers
-are per sample.  Each inner iteration takes a sample block (mini-batch) ``I`` and makes an Adam
-step on ``(W, b)`` and a projected step on ``D_I`` (clipped to [0, 1]) along the block's
-gradient of ``L_rho``, i.e. a stochastic block-coordinate method on the AL subproblem
-(``inner_epochs`` passes over the data per outer iteration).  The gradient is one
-backpropagation through the relaxed network ``X = D * Z``::
+are per sample.  Each inner iteration takes a sample block (mini-batch) ``I`` and
 
-    dL/dZ_l = dL/dX_l * D_l - m^a * D_l + m^b * (1 - D_l),    dL/dD_l = (dL/dX_l - m^a - m^b) * Z_l
-    m^a = max(0, lam^a + rho g^a),  m^b = max(0, lam^b + rho g^b)
+1. during the forward pass, layer by layer, replaces ``D_I`` by the exact minimiser of its
+   penalty terms plus a Gauss-Newton proximal term (:meth:`_Run.refresh_d`, closed form): the
+   sign constraints of entries whose ``z`` changed sign since the last visit are restored before
+   the gradient is taken, so the penalty does not pin ``W`` to a stale activation pattern;
+2. takes the gradient of ``L_rho`` on ``I`` by one backpropagation through ``X = D * Z``::
 
-The ``D`` step is scaled per entry by the curvature of its penalty terms (``rho Z^2`` on the
-active pieces) plus ``1 / d_lr``: a diagonally scaled projected gradient step that is exact on
-each quadratic piece, so entries settle at 0 or 1 (the bounds) and not near them.  Inner
-solves are inexact (a fixed number of passes), so the iterates are not certified KKT points;
-the final full-batch stationarity is reported, never assumed.
+       dL/dZ_l = (dL/dX_l - m^a - m^b) * D_l + m^b,    dL/dD_l = (dL/dX_l - m^a - m^b) * Z_l
+       m^a = max(0, lam^a + rho g^a),  m^b = max(0, lam^b + rho g^b)
+
+3. makes an Adam step on ``(W, b)`` and a proximal-gradient step on ``D_I``
+   (``D <- prox_penalty(D - c / kappa)``, ``c = dL/dX * Z``, the same closed form), i.e. a
+   stochastic block-coordinate method on the AL subproblem (``inner_epochs`` passes over the
+   data per outer iteration).  The prox puts entries *on* the bounds 0 and 1.
+
+Inner solves are inexact (a fixed number of passes), so the iterates are not certified KKT
+points; the final full-batch stationarity is measured and reported, never assumed.
 
 Binary D.  At the end ``D`` is made 0/1 by ``D = 1[Z > 0]`` layer by layer, i.e. the ReLU
 forward pass of the weights.  At a feasible point this changes no ``X`` and so no loss (the
@@ -122,9 +126,12 @@ class _Run:
         self.W = [np.array(W, dtype=dt) for W, _ in weights]
         self.b = [np.array(b, dtype=dt).reshape(-1) for _, b in weights]
         self.L = len(self.W)
+        # rows per chunk of the full-data passes: ~2^20 entries of the widest layer, so their
+        # temporaries stay small next to the N x n_l variables
+        self.chunk = max(256, (1 << 20) // max(max(W.shape) for W in self.W))
         # D from the forward pass of the start weights (feasible start), multipliers zero
         self.D = [np.empty((self.N, W.shape[0]), dt) for W in self.W[:-1]]
-        for rows in _chunks(self.N, 4096):
+        for rows in _chunks(self.N, self.chunk):
             H = self.X0[rows]
             for l in range(self.L - 1):
                 Z = H @ self.W[l].T + self.b[l]
@@ -261,7 +268,7 @@ class _Run:
             val += (0.5 / self.rho) * float(np.sum(ma * ma) + np.sum(mb * mb))
         return val
 
-    def outer_pass(self, lam_max: float, refresh: bool, update: bool, chunk: int = 4096) -> dict:
+    def outer_pass(self, lam_max: float, refresh: bool, update: bool, chunk: int | None = None) -> dict:
         """One pass over all samples (chunked): the D block step (``refresh``), then the
         measures of the new iterate, then (``update``) the safeguarded PHR multiplier update
         ``lam <- clip(lam + rho g, 0, lam_max)``.  Returns the objective ``F/N`` of the relaxed
@@ -272,7 +279,7 @@ class _Run:
         viol = comp = 0.0
         nbin = ntot = 0
         rho = self.rho
-        for rows in _chunks(self.N, chunk):
+        for rows in _chunks(self.N, chunk or self.chunk):
             _, zs, ds = self.forward(rows, refresh=refresh)
             R = zs[-1] - self.Y[rows]
             F += float(np.einsum("ij,ij->", R, R, dtype=np.float64)) if self.loss == "mse" else float(np.abs(R).sum())
@@ -335,7 +342,43 @@ class _Run:
                 self.D[h][rows] = self.refresh_d(target, Z, self.la[h][rows], self.lb[h][rows], kps[h])
 
 
-def stationarity(run: _Run, chunk: int = 4096) -> float:
+def forward_loss(problem: TrainingProblem, weights: Weights, chunk: int = 2048) -> float:
+    """``problem.forward_loss(weights)`` (float64) computed on row chunks, so that its
+    temporaries stay small next to the ALM's variables at N = 60 000."""
+    X, Y = problem.X, problem.Y
+    total = 0.0
+    for rows in _chunks(X.shape[0], chunk):
+        H = np.asarray(X[rows], dtype=np.float64)
+        for l, (W, b) in enumerate(weights):
+            H = H @ W.T + b
+            if l < len(weights) - 1:
+                np.maximum(H, 0.0, out=H)
+        H -= Y[rows]
+        total += float(np.einsum("ij,ij->", H, H)) if problem.loss == "mse" else float(np.abs(H).sum())
+    return total / max(X.shape[0], 1)
+
+
+def binarize(problem: TrainingProblem, weights: Weights) -> tuple[list[dict], np.ndarray, float]:
+    """Binary D of ``weights``: ``D_l = 1[Z_l > 0]`` layer by layer (the ReLU forward pass), with
+    ``X = D * Z``, the output and the loss.  At a feasible relaxed iterate this changes no ``X``
+    (``x = d z = relu(z)`` forces d = 1 where z > 0 and d z = 0 where z <= 0), so the loss is
+    unchanged (theorem of docs/theory.md); the solvers report this loss as ``forward_loss``."""
+    H = np.asarray(problem.X, dtype=np.float64)
+    hidden = []
+    for W, b in weights[:-1]:
+        Z = H @ np.asarray(W).T + b
+        D = (Z > 0).astype(np.float64)
+        H = D * Z
+        hidden.append({"Z": Z, "X": H, "D": D})
+    W, b = weights[-1]
+    out = H @ np.asarray(W).T + b
+    R = out - problem.Y
+    n = max(R.shape[0], 1)
+    loss = float(np.sum(R * R) / n) if problem.loss == "mse" else float(np.abs(R).sum() / n)
+    return hidden, out, loss
+
+
+def stationarity(run: _Run, chunk: int | None = None) -> float:
     """Sup norm of the full-batch projected gradient of ``L_rho / N``: weights (gradient of the
     per-sample mean) and D (per-sample derivative ``(dL/dX - m^a - m^b) Z``, projected on [0, 1])."""
     gW = [np.zeros_like(W, dtype=np.float64) for W in run.W]
@@ -344,7 +387,7 @@ def stationarity(run: _Run, chunk: int = 4096) -> float:
     refresh = run.refresh
     run.refresh = False
     try:
-        for rows in _chunks(run.N, chunk):
+        for rows in _chunks(run.N, chunk or run.chunk):
             gWc, gbc, dXs, zs, ds = run.grads(rows, 1.0 / run.N)
             for l in range(run.L):
                 if gWc[l] is not None:

@@ -40,7 +40,7 @@ class ALMResult:
     ``time_limit``, ``stalled`` (no progress in objective or violation over ``stall_window``
     outer iterations; status ``"time_limit"``: stopped, not converged), ``polish_iters``,
     ``callback``, ``nonfinite``).  ``name`` is ``"alm"`` for the ALM's own weights and
-    ``"alm+slsqp"`` / ``"alm+lbfgsb"`` when a gradient refinement (``polish``) produced them;
+    ``"alm+slsqp"`` / ``"alm+lbfgs"`` when a gradient refinement (``polish``) produced them;
     ``binary_fraction``: share of the returned ``D`` within 1e-3 of 0 or 1.
     ``weights``: ``[(W_l, b_l)]`` (float64) of the best restart; ``forward_loss``: the loss of
     an ordinary ReLU forward pass with them (the number to compare with other trainers).
