@@ -166,14 +166,17 @@ def plot(name: str, curves: dict[str, list[dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    from matplotlib.ticker import NullFormatter
+
     for label, hist in curves.items():
-        t = [max(h["seconds"], 1e-2) for h in hist]
+        t = [max(h["seconds"], 1e-1) for h in hist]
         a.plot(t, [h["forward_loss"] for h in hist], label=label)
-        if label.startswith("alm"):
-            b.plot(t, [max(h["viol"], 1e-12) for h in hist], label=label)
+        if label == "alm":  # the refined run's last point is an exact forward pass (violation 0)
+            b.plot(t, [max(h["viol"], 1e-12) for h in hist], label="alm (pure)")
     for ax, yl in ((a, "forward-pass train MSE"), (b, "max violation")):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("seconds")
         ax.set_ylabel(yl)
         ax.grid(True, which="both", alpha=0.3)
@@ -244,10 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plots", default=str(ROOT / "docs" / "img"), help="folder for the convergence plots ('' = none)")
     ap.add_argument("--no-merge", dest="merge", action="store_false",
                     help="overwrite --json instead of keeping the other problems' results in it")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the plots and the table from --json")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes and budgets (for the test suite)")
     ap.add_argument("--alm-option", action="append", default=[], metavar="NAME=VALUE",
                     help="extra solve_alm option (repeatable), e.g. batch_size=128")
     args = ap.parse_args(argv)
+    if args.plot_only:
+        res = json.loads(Path(args.json).read_text())
+        for pname, r in res["problems"].items():
+            plot(pname, r["history"], Path(args.plots) / f"alm_scale_{pname}.png")
+        print(table(res))
+        return 0
     specs = SMOKE if args.smoke else PROBLEMS
     names = [p for p in args.problems.split(",") if p]
     bad = [p for p in names if p not in specs]

@@ -108,6 +108,10 @@ class ReducedOutcome:  # noqa: D101
         return hidden, H @ W.T.astype(dt) + b.astype(dt)
 
 
+#: values of D and of the multipliers below this are set to 0 (see refresh_d)
+TINY = 1e-30
+
+
 def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
@@ -197,8 +201,15 @@ class _Run:
         ``(kp d0 + rho)/(kp + rho)`` for z > 0 and ``kp d0/(kp + rho)`` for z < 0: as ``rho``
         grows, ``1[z > 0]``, and the entry's violation is ``|z| kp / (kp + rho)``."""
         rho = self.rho
-        t = np.abs(Z)
-        t[t == 0] = 1.0
+        dt = Z.dtype
+        posf = (Z > 0).astype(dt)
+        negf = (Z < 0).astype(dt)
+        zf = 1.0 - posf - negf  # 1 where z == 0
+        # masks are applied by multiplication: np.where / copyto(where=) / boolean indexing were
+        # measured ~100x slower than a multiply on these arrays, and np.fmax/fmin ~10x faster
+        # than np.maximum/minimum
+        t = Z * (posf - negf)
+        np.fmax(t, 1e-20, out=t)
         kd = kp * D0
         one, two = kp + rho, kp + 2.0 * rho
         lt = la / t
@@ -206,16 +217,21 @@ class _Run:
         # z > 0: the root is the inactive piece's if past the breakpoint p1, else the active
         # piece's (which then lies in [inactive root, p1]): max(dA, min(dB, p1))
         d = (kd + rho + lt + bt) / two
-        np.minimum(d, lt / rho, out=d)
-        np.maximum(d, (kd + rho + bt) / one, out=d)
+        np.fmin(d, lt / rho, out=d)
+        np.fmax(d, (kd + rho + bt) / one, out=d)
         # z < 0: min(eA, max(eB, p2)) likewise
         e = (kd + rho - lt - bt) / two
-        np.maximum(e, 1.0 - bt / rho, out=e)
-        np.minimum(e, (kd - lt) / one, out=e)
-        np.copyto(d, e, where=Z < 0)
-        np.clip(d, 0.0, 1.0, out=d)
-        if not Z.all():
-            np.copyto(d, D0, where=Z == 0)
+        np.fmax(e, 1.0 - bt / rho, out=e)
+        np.fmin(e, (kd - lt) / one, out=e)
+        d *= posf
+        e *= negf
+        d += e
+        zf *= D0
+        d += zf
+        # flush values below TINY to 0: repeated shrinking (d <- kp d / (kp + rho)) otherwise
+        # walks D into subnormal floats
+        d *= d >= TINY
+        np.fmin(d, 1.0, out=d)
         return d
 
     def grads(self, rows, scale: float):
@@ -242,9 +258,9 @@ class _Run:
             Z, D = zs[h], ds[h]
             DZ = D * Z
             ma = self.la[h][rows] - rho * DZ
-            np.maximum(ma, 0.0, out=ma)
+            np.fmax(ma, 0.0, out=ma)
             mb = self.lb[h][rows] + rho * (Z - DZ)
-            np.maximum(mb, 0.0, out=mb)
+            np.fmax(mb, 0.0, out=mb)
             # dL/dZ = dL/dX D - m^a D + m^b (1 - D) = (dL/dX - m^a - m^b) D + m^b
             ma += mb
             ma *= -scale
@@ -302,9 +318,11 @@ class _Run:
                 ntot += D.size
                 if update:
                     la += rho * ga
-                    np.clip(la, 0.0, lam_max, out=la)
+                    la *= la >= TINY  # clips at 0 and flushes subnormals (multiply: see refresh_d)
+                    np.fmin(la, lam_max, out=la)
                     lb += rho * gb
-                    np.clip(lb, 0.0, lam_max, out=lb)
+                    lb *= lb >= TINY
+                    np.fmin(lb, lam_max, out=lb)
         return {"objective": F / self.N, "forward_loss": Fb / self.N, "viol": viol, "comp": comp,
                 "binary_fraction": nbin / ntot if ntot else 1.0}
 
