@@ -154,7 +154,7 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
         bar.close()
         alm_fl = problem.forward_loss(st.weights)
         name = "alm"
-        if opts.polish and out.stop_reason not in ("nonfinite", "callback", "converged", "time_limit", "stalled"):
+        if opts.polish and out.stop_reason not in ("nonfinite", "callback", "converged", "time_limit"):
             st, out, moves, name = _polish(ctx, problem, opts, st, out, history, r, t0, deadline, polish_callback)
         else:
             moves = 0
