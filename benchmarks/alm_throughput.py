@@ -2,7 +2,8 @@
 
 Each size runs in a fresh child process (so peak memory is its own): random data
 ``X ~ U[0, 1]^(N x n0)``, ``Y ~ U[0, 1]^(N x nL)``, no weight box, kink-in-data start, then
-``solve_alm(max_outer=--outer, max_inner=--inner, polish=False)``.  The FLOP count is analytic
+``solve_alm(max_outer=--outer, max_inner=--inner, polish=False, method="blocks")`` (the
+block-coordinate ALM, whose GEMMs the FLOP count describes).  The FLOP count is analytic
 (the GEMMs of a sweep and of an evaluation of L, violation and stationarity, the small dense
 factorisations of the weight and X blocks, and the once-per-solve Gram and forward passes;
 elementwise work is not counted, so FLOP/s measures how much of the time is spent in dense linear
@@ -117,8 +118,8 @@ def child(N: int, widths: list[int], outer: int, inner: int, dtype: str, threads
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     tracemalloc.start()
     t = time.perf_counter()
-    res = solve_alm(p, init=w0, max_outer=outer, max_inner=inner, polish=False, dtype=dtype, threads=threads,
-                    check_every=inner)
+    res = solve_alm(p, init=w0, max_outer=outer, max_inner=inner, polish=False, method="blocks", dtype=dtype,
+                    threads=threads, check_every=inner)
     seconds = time.perf_counter() - t
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

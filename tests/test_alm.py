@@ -342,3 +342,140 @@ def test_polish_callback_sees_weights_and_stops_the_polish():
     assert pol and pol[0]["polish_iters"] <= 3
     with pytest.raises(InputError, match="polish_callback"):
         solve_alm(p, polish_callback=3)
+
+
+# ---------------------------------------------------------------- reduced-space ALM (large networks)
+def _reduced_run(seed: int = 0, widths=(3, 4, 3, 2), N: int = 7):
+    from unrectify.backends.alm.options import ALMOptions
+    from unrectify.backends.alm.reduced import _Run
+
+    rng = np.random.default_rng(seed)
+    p = TrainingProblem(rng.normal(size=(N, widths[0])), rng.normal(size=(N, widths[-1])), widths,
+                        loss="mse", weight_bound=None)
+    w = [(rng.normal(size=(widths[l], widths[l - 1])), rng.normal(size=widths[l])) for l in range(1, len(widths))]
+    run = _Run(p, w, "float64", ALMOptions(rho0=3.0))
+    run.refresh, run.d_damp = False, 1.0
+    for D in run.D:
+        D[...] = rng.uniform(size=D.shape)
+    for lam in run.la + run.lb:
+        lam[...] = np.abs(rng.normal(size=lam.shape)) * (rng.uniform(size=lam.shape) < 0.5)
+    return p, run, rng
+
+
+def test_reduced_gradient_matches_finite_differences():
+    """The backpropagated weight gradient of loss + PHR penalty through X = D * Z."""
+    _, run, _ = _reduced_run()
+    rows = np.arange(run.N)
+    gW, gb, _, _, _ = run.grads(rows, 1.0)
+    for arrs, gs in ((run.W, gW), (run.b, gb)):
+        for A, G in zip(arrs, gs):
+            for idx in np.ndindex(A.shape):
+                old = A[idx]
+                A[idx] = old + 1e-6
+                up = run.penalty_value(rows)
+                A[idx] = old - 1e-6
+                down = run.penalty_value(rows)
+                A[idx] = old
+                assert (up - down) / 2e-6 == pytest.approx(G[idx], abs=1e-6)
+
+
+def test_reduced_d_step_is_the_exact_block_minimiser():
+    """refresh_d returns the minimiser over [0, 1] of its convex piecewise quadratic (checked on a
+    fine grid, for all sign cases, small and large z, zero and nonzero multipliers, several rho)."""
+    _, run, rng = _reduced_run()
+    n = 5000
+    Z = rng.normal(size=n) * rng.choice([1e-3, 1.0, 10.0], n)
+    Z[:5] = 0.0
+    D0 = rng.uniform(size=n)
+    la = np.abs(rng.normal(size=n)) * (rng.uniform(size=n) < 0.5) * rng.choice([1.0, 100.0], n)
+    lb = np.abs(rng.normal(size=n)) * (rng.uniform(size=n) < 0.5)
+    kp = np.abs(rng.normal(size=n))
+    grid = np.linspace(0.0, 1.0, 4001)[:, None]
+    for rho in (0.1, 1.0, 1e3, 1e6):
+        run.rho = rho
+
+        def f(x):
+            return 0.5 * kp * Z**2 * (x - D0) ** 2 + (0.5 / rho) * (
+                np.maximum(0, la - rho * Z * x) ** 2 + np.maximum(0, lb + rho * Z * (1 - x)) ** 2)
+
+        d = run.refresh_d(D0, Z, la, lb, kp)
+        assert np.all((d >= 0) & (d <= 1))
+        assert np.all(f(d) <= f(grid).min(axis=0) + 1e-12 * np.maximum(1.0, np.abs(f(grid).min(axis=0))))
+        assert np.array_equal(d[:5], D0[:5])  # z = 0: the value does not depend on d
+
+
+def test_stall_monitor_counts_iterations_without_progress():
+    from unrectify.backends.alm.outer import StallMonitor
+
+    m = StallMonitor(window=3, obj_rtol=1e-3, viol_ratio=0.5)
+    assert not m.update(1.0, 1.0)  # first value is progress
+    assert not m.update(0.5, 1.0)  # objective fell
+    assert not m.update(0.5, 0.9)  # no progress 1
+    assert not m.update(0.4999, 0.8)  # 2 (below the relative threshold, violation not halved)
+    assert not m.update(0.3, 0.8)  # progress resets
+    assert [m.update(0.3, 0.8) for _ in range(3)] == [False, False, True]
+
+
+def test_reduced_alm_stops_as_stalled_not_at_the_time_limit():
+    """A run that cannot progress (lr tiny, feasible start) stops with stop_reason 'stalled',
+    well before its time limit, and its status does not claim convergence."""
+    p = random_instance(60, (2, 8, 8, 1), seed=3, weight_bound=None)
+    res = solve_alm(p, method="reduced", polish=False, lr=1e-14, d_refresh=False, d_step=False, stall_window=3,
+                    time_limit=60, max_outer=10**6)
+    assert res.stop_reason == "stalled"
+    assert res.status == "time_limit" and not res.converged
+    assert res.seconds < 30
+    assert res.name == "alm" and res.method == "reduced"
+    assert len([h for h in res.history if h.get("phase") == "reduced"]) <= 4
+
+
+def test_reduced_alm_ends_feasible_with_binary_d_and_matching_forward_loss():
+    """The pure reduced ALM drives the sign-constraint violation down (D to 0/1): the returned D
+    is binary to 1e-3 on >= 99.9 % of the entries, the split iterate certifies at the reported
+    violation, and the ReLU forward pass (D = 1[Z > 0]) reproduces the ALM's objective."""
+    p = random_instance(200, (2, 16, 16, 1), seed=4, weight_bound=None)
+    res = solve_alm(p, method="reduced", polish=False, time_limit=8, max_outer=60, lr=3e-3)
+    assert res.name == "alm"
+    assert res.max_violation <= 1e-4
+    assert res.binary_fraction >= 0.999
+    cert = certify_split_iterate(p, res.weights, res.hidden, res.output)
+    assert cert.max_violation <= 1e-4 + 1e-9
+    assert abs(res.forward_loss - res.objective) <= 1e-3 * max(1.0, res.objective)
+
+
+def test_rounding_a_feasible_relaxed_iterate_keeps_the_loss():
+    """Theorem (docs/theory.md): at a feasible relaxed point, D = 1[Z > 0] changes no X, so no loss,
+    even where D is fractional at z = 0."""
+    from unrectify.backends.alm.reduced import binarize
+
+    X = np.array([[0.0], [1.0], [-1.0], [2.0]])
+    Y = np.array([[0.3], [1.0], [0.0], [2.5]])
+    p = TrainingProblem(X, Y, (1, 2, 1), loss="mse", weight_bound=None)
+    weights = [(np.array([[1.0], [-1.0]]), np.array([0.0, 0.0])), (np.array([[1.0, 0.5]]), np.array([0.1]))]
+    Z = X @ weights[0][0].T + weights[0][1]
+    D = (Z > 0).astype(float)
+    D[Z == 0] = 0.37  # fractional where z = 0: still feasible (x = d z = 0 = relu(0))
+    hidden = [{"Z": Z, "X": D * Z, "D": D}]
+    out = hidden[0]["X"] @ weights[1][0].T + weights[1][1]
+    assert certify_split_iterate(p, weights, hidden, out).max_violation == 0.0
+    relaxed_loss = float(np.sum((out - Y) ** 2) / 4)
+    bh, bout, loss = binarize(p, weights)
+    assert np.array_equal(bh[0]["D"], (Z > 0).astype(float))
+    assert set(np.unique(bh[0]["D"])) <= {0.0, 1.0}
+    assert loss == pytest.approx(relaxed_loss, abs=1e-15)
+    assert loss == pytest.approx(p.forward_loss(weights), abs=1e-15)
+
+
+def test_result_names_tell_pure_alm_from_refined():
+    """'alm' is the ALM alone; a gradient refinement that made the weights is named apart."""
+    p = random_instance(80, (2, 12, 12, 1), seed=5, weight_bound=None)
+    pure = solve_alm(p, method="reduced", polish=False, time_limit=3, max_outer=20)
+    assert pure.name == "alm" and pure.summary()["name"] == "alm"
+    ref = solve_alm(p, method="reduced", polish=True, time_limit=3, max_outer=20, polish_iters=30)
+    assert ref.name in ("alm+lbfgs", "alm")
+    if ref.name == "alm+lbfgs":
+        assert ref.forward_loss <= ref.alm_forward_loss
+    small = solve_alm(random_instance(10, (1, 2, 1), seed=0), restarts=1)
+    assert small.method == "blocks" and small.name in ("alm", "alm+slsqp")
+    with pytest.raises(InputError, match="method"):
+        solve_alm(p, method="nope")

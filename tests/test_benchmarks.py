@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,3 +52,30 @@ def test_alm_vs_exact_from_cached_optima(tmp_path: Path) -> None:
     for m in ("alm", "slsqp"):
         assert row[m]["gap"] >= -1e-6  # nobody beats a certified optimum
     assert "| alm |" in proc.stdout
+
+
+def test_alm_scale_smoke_writes_finite_results(tmp_path: Path) -> None:
+    """benchmarks/alm_scale.py --smoke: pure ALM, ALM + refinement and Adam on a tiny digits
+    decoder; the JSON has every documented key with finite numbers and the names tell the pure
+    ALM from the refined result."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    out = tmp_path / "scale.json"
+    proc = _run(["benchmarks/alm_scale.py", "--smoke", "--seconds", "1", "--methods", "alm,alm+lbfgs,adam32",
+                 "--json", str(out), "--plots", str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(out.read_text())
+    res = rep["problems"]["digits25"]
+    assert set(res["methods"]) == {"alm", "alm+lbfgs", "adam32"}
+    for meth, r in res["methods"].items():
+        for key in ("seconds", "train_mse", "mse_pixel", "max_violation", "binary_fraction", "test_psnr"):
+            assert isinstance(r[key], float) and np.isfinite(r[key]), (meth, key)
+    alm = res["methods"]["alm"]
+    assert alm["name"] == "alm" and alm["method"] == "reduced"
+    assert res["methods"]["alm+lbfgs"]["name"] in ("alm+lbfgs", "alm")
+    for key in ("peak_bytes", "variable_bytes", "peak_over_variables", "mse_over_adam32"):
+        assert np.isfinite(alm[key]) and alm[key] > 0, key
+    assert 0.0 <= alm["binary_fraction"] <= 1.0
+    assert res["history"]["alm"] and res["history"]["adam32"]
+    assert (tmp_path / "alm_scale_digits25.png").is_file()
+    assert "| digits25 | alm |" in proc.stdout

@@ -48,10 +48,16 @@ class AlmBackend(Backend):
     def check_resources(cls, problem: TrainingProblem, time_limit: float | None, **options) -> None:
         """Memory of ``restarts`` restarts and the time of the first weight update
         (:func:`unrectify.backends.alm.resources.check_resources`), with this backend's defaults."""
+        from dataclasses import fields
+
+        from .options import ALMOptions
         from .resources import check_resources
+        from .solver import _use_reduced
 
         restarts = options.get("restarts", cls.option_defaults["restarts"])
-        check_resources(problem, restarts, time_limit)
+        names = {f.name for f in fields(ALMOptions)}
+        opts = ALMOptions.from_kwargs(**{k: v for k, v in options.items() if k in names})
+        check_resources(problem, restarts, time_limit, _use_reduced(problem, opts))
 
     def solve_problem(self, problem: TrainingProblem, encoding: str = "split", domain: str = "interval",
                       time_limit: float | None = 60.0, symmetry_breaking: bool | str | list[str] = False,

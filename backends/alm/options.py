@@ -14,6 +14,7 @@ from unrectify.formulations.errors import InputError
 
 DTYPES = ("float64", "float32")
 STRATEGIES = ("random", "diverse", "hop")
+METHODS = ("auto", "blocks", "reduced")
 
 
 @dataclass
@@ -85,6 +86,22 @@ class ALMOptions:
     dtype: str = "float64"
     box_newton_dim: int = 64
     box_iters: int = 100
+    method: str = "auto"
+    batch_size: int = 64
+    lr: float = 1e-3
+    inner_epochs: int = 1
+    rho0: float = 1.0
+    rho_growth: float = 10.0
+    rho_max: float = 1e8
+    feas_ratio: float = 0.5
+    lam_max: float = 1e8
+    d_damp: float = 1.0
+    d_refresh: bool = True
+    d_step: bool = True
+    stall_window: int = 20
+    stall_obj_rtol: float = 1e-3
+    stall_viol_ratio: float = 0.5
+    polish_share: float = 0.5
 
     def __post_init__(self) -> None:
         positive = ("mu0", "mu_min", "eta0", "omega0", "tol", "stat_tol", "polish_at", "polish_deg")
@@ -112,6 +129,27 @@ class ALMOptions:
                 raise InputError(f"ALM option {name} must be True or False, got {getattr(self, name)!r}")
         if self.dtype not in DTYPES:
             raise InputError(f"ALM dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.method not in METHODS:
+            raise InputError(f"ALM method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        for name in ("lr", "rho0", "rho_max", "lam_max", "d_damp", "stall_obj_rtol"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0) or (
+                    name in ("lr", "rho0", "rho_max") and v == 0):
+                raise InputError(f"ALM option {name} must be a finite number > 0 (>= 0 for lam_max, d_damp, "
+                                 f"stall_obj_rtol), got {v!r}")
+        if not (isinstance(self.rho_growth, (int, float)) and math.isfinite(self.rho_growth) and self.rho_growth > 1):
+            raise InputError(f"ALM option rho_growth must be > 1, got {self.rho_growth!r}")
+        for name in ("feas_ratio", "stall_viol_ratio", "polish_share"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0 < v < 1):
+                raise InputError(f"ALM option {name} must be in (0, 1), got {v!r}")
+        for name in ("batch_size", "inner_epochs", "stall_window"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"ALM option {name} must be a positive integer, got {v!r}")
+        for name in ("d_refresh", "d_step"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"ALM option {name} must be True or False, got {getattr(self, name)!r}")
         if self.strategy not in STRATEGIES:
             raise InputError(f"ALM restart strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
 

@@ -34,12 +34,31 @@ from .state import Context, Metrics, State, evaluate, update_multipliers
 #: stop reasons and the status each one maps to (a limit is reported like SCIP's iteration limits)
 STOP_STATUS = {
     "converged": "local",
+    "stalled": "time_limit",
     "polish_iters": "time_limit",
     "max_outer": "time_limit",
     "time_limit": "time_limit",
     "callback": "time_limit",
     "nonfinite": "error",
 }
+
+
+class StallMonitor:
+    """``stalled``: over the last ``window`` outer iterations neither the objective fell below
+    ``(1 - obj_rtol)`` times its best earlier value nor the violation below ``viol_ratio`` times
+    its best earlier value.  :meth:`update` returns True when that happens."""
+
+    def __init__(self, window: int, obj_rtol: float, viol_ratio: float) -> None:
+        self.window, self.obj_rtol, self.viol_ratio = int(window), float(obj_rtol), float(viol_ratio)
+        self.best_obj = self.best_viol = math.inf
+        self.since = 0
+
+    def update(self, objective: float, viol: float) -> bool:
+        progress = objective < self.best_obj - self.obj_rtol * abs(self.best_obj) or viol < self.viol_ratio * self.best_viol
+        self.best_obj = min(self.best_obj, objective)
+        self.best_viol = min(self.best_viol, viol)
+        self.since = 0 if progress else self.since + 1
+        return self.since >= self.window
 
 
 @dataclass
@@ -77,6 +96,7 @@ def outer_loop(ctx: Context, st: State, problem: TrainingProblem, opts: ALMOptio
                callback: Callable[[dict], Any] | None = None, bar: Any = None) -> RunOutcome:
     """Run the ALM from ``st`` (modified in place) and return why it stopped."""
     eta, omega = opts.eta0, opts.omega0
+    stall = StallMonitor(opts.stall_window, opts.stall_obj_rtol, opts.stall_viol_ratio)
     sweeps_total = 0
     reason = "max_outer"
     k = 0
@@ -109,6 +129,9 @@ def outer_loop(ctx: Context, st: State, problem: TrainingProblem, opts: ALMOptio
             reason = "time_limit"
             break
         if k == opts.max_outer:
+            break
+        if stall.update(m.objective, m.viol):
+            reason = "stalled"
             break
         if m.viol <= eta:
             update_multipliers(ctx, st)

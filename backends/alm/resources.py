@@ -9,7 +9,9 @@ per unit and restart), one restart record per restart (``RECORD_BYTES``), two de
 
 Time: the first weight update of every layer forms the Gram ``N (n+1)^2`` and factorises it,
 ``(n+1)^3 / 3`` flops; at the measured dense flop rate of this machine that is a lower bound
-on the time before the ALM can return a first iterate.
+on the time before the ALM can return a first iterate.  The reduced-space method
+(``reduced.py``) takes mini-batch steps on the weights and forms no Gram of a hidden layer, so for
+it only the input layer's Gram (the data's, used by the initialisation) counts.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ ITERATE_ARRAYS = 16
 TIME_MARGIN = 10.0
 
 
-def estimate(problem: TrainingProblem, restarts: int) -> dict:
-    """``{"bytes": ..., "first_update_flops": ..., "largest_gram": n}`` for ``solve_alm``."""
+def estimate(problem: TrainingProblem, restarts: int, reduced: bool = False) -> dict:
+    """``{"bytes": ..., "first_update_flops": ..., "largest_gram": n}`` for ``solve_alm``
+    (``reduced``: the reduced-space method, which forms only the input layer's Gram)."""
     N = problem.n_samples
     widths = problem.widths
     hidden = sum(widths[1:-1])
-    grams = [widths[l - 1] + 1 for l in range(1, len(widths))]
+    grams = [widths[l - 1] + 1 for l in range(1, 2 if reduced else len(widths))]
     words = (int(restarts) * hidden + 2 * sum(g * g for g in grams)
              + ITERATE_ARRAYS * N * sum(widths[1:]))
     flops = sum(N * g * g + g ** 3 / 3 for g in grams)
@@ -37,11 +40,12 @@ def estimate(problem: TrainingProblem, restarts: int) -> dict:
             "largest_gram": max(grams)}
 
 
-def check_resources(problem: TrainingProblem, restarts: int, time_limit: float | None) -> None:
+def check_resources(problem: TrainingProblem, restarts: int, time_limit: float | None,
+                    reduced: bool = False) -> None:
     """Raise :class:`ResourceLimitError` (one line, with the figures) when the request cannot
     fit this machine's available memory, or its first weight update alone would take more than
     ``TIME_MARGIN`` times ``time_limit`` at the measured flop rate."""
-    est = estimate(problem, restarts)
+    est = estimate(problem, restarts, reduced)
     avail = available_memory()
     if avail and est["bytes"] > avail:
         raise ResourceLimitError(

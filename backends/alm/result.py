@@ -37,7 +37,11 @@ class ALMResult:
     gradient ``<= stat_tol``: a KKT point of the relaxed problem, never a global optimum),
     ``"time_limit"`` when a time, iteration or callback limit stopped it first, ``"error"``
     on non-finite values.  ``stop_reason`` says which (``converged``, ``max_outer``,
-    ``time_limit``, ``callback``, ``nonfinite``).
+    ``time_limit``, ``stalled`` (no progress in objective or violation over ``stall_window``
+    outer iterations; status ``"time_limit"``: stopped, not converged), ``polish_iters``,
+    ``callback``, ``nonfinite``).  ``name`` is ``"alm"`` for the ALM's own weights and
+    ``"alm+slsqp"`` / ``"alm+lbfgs"`` when a gradient refinement (``polish``) produced them;
+    ``binary_fraction``: share of the returned ``D`` within 1e-3 of 0 or 1.
     ``weights``: ``[(W_l, b_l)]`` (float64) of the best restart; ``forward_loss``: the loss of
     an ordinary ReLU forward pass with them (the number to compare with other trainers).
     ``objective``: the loss of the ALM iterate's output ``Z_L``; ``max_violation``,
@@ -70,6 +74,11 @@ class ALMResult:
     multipliers: list[list[np.ndarray]] = field(default_factory=list, repr=False)
     options: dict = field(default_factory=dict, repr=False)
     message: str = ""
+    name: str = "alm"  # "alm" (the ALM alone) or "alm+<refinement>" when a gradient refinement made the weights
+    method: str = "blocks"  # "blocks" (block-coordinate ALM) or "reduced" (reduced-space ALM)
+    binary_fraction: float = float("nan")  # fraction of the returned D within 1e-3 of {0, 1}
+    alm_forward_loss: float = float("nan")  # forward loss of the ALM's own weights (before any refinement)
+    variable_bytes: int = 0  # bytes of the ALM's variables and multipliers
 
     def certificate(self, problem: Any) -> Any:
         """Independent numpy certificate of the returned iterate (:mod:`unrectify.formulations.certificate`)."""
@@ -84,4 +93,5 @@ class ALMResult:
             "max_violation": self.max_violation, "stationarity": self.stationarity,
             "best_restart": self.best_restart, "restart_losses": list(self.restart_losses),
             "seconds": self.seconds, "outer_iterations": len(self.history), "message": self.message,
+            "name": self.name, "method": self.method, "binary_fraction": self.binary_fraction,
         }

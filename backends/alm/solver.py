@@ -24,7 +24,9 @@ from .init import (
 from .options import ALMOptions
 from .outer import STOP_STATUS, RunOutcome, outer_loop
 from .patterns import pattern_search
-from .polish import kkt_state, refine
+from .polish import forward_all, kkt_state, refine
+from .reduced import forward_loss as chunked_forward_loss
+from .reduced import reduced_alm
 from .resources import check_resources
 from .result import ALMResult, RestartRecord
 from .state import Metrics, evaluate, make_context, multipliers, state_from_forward
@@ -87,7 +89,7 @@ def solve_alm(
     if polish_callback is not None and not callable(polish_callback):
         raise InputError("polish_callback must be callable (it receives iteration, weights and loss)")
     opts = ALMOptions.from_kwargs(max_outer=max_outer, max_inner=max_inner, tol=tol, dtype=dtype, **options)
-    check_resources(problem, int(restarts), time_limit)   # refuse before allocating
+    check_resources(problem, int(restarts), time_limit, _use_reduced(problem, opts))   # refuse before allocating
     message = ""
     warm: Weights | None = None
     if init is not None:
@@ -128,6 +130,18 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
                           None if best is None else best[2].weights)
         if restarts > 1:  # patterns only steer later restarts
             seen.append(first_layer_pattern(problem, w0))
+        if _use_reduced(problem, opts):
+            fl, final, rec = _run_reduced(problem, opts, w0, kind, r, seed, t0, deadline, history, callback,
+                                          polish_callback)
+            records.append(rec)
+            if restarts > 1:
+                seen.append(first_layer_pattern(problem, final["weights"]))
+            if best is None or fl < best[0]:
+                best = (fl, r, final, None)
+            if final["stop_reason"] == "callback":
+                stop_all = "callback"
+                break
+            continue
         st = state_from_forward(ctx, w0, opts.mu0)
         bar = tqdm(total=opts.max_outer, desc=f"alm {r + 1}/{restarts}", disable=not progress, leave=False)
         tr = time.perf_counter()
@@ -142,8 +156,9 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
                              outer=sum(1 for h in history if h["restart"] == r), sweeps=0)
         bar.close()
         alm_fl = problem.forward_loss(st.weights)
+        name = "alm"
         if opts.polish and out.stop_reason not in ("nonfinite", "callback", "converged", "time_limit"):
-            st, out, moves = _polish(ctx, problem, opts, st, out, history, r, t0, deadline, polish_callback)
+            st, out, moves, name = _polish(ctx, problem, opts, st, out, history, r, t0, deadline, polish_callback)
         else:
             moves = 0
         fl = problem.forward_loss(st.weights)
@@ -158,20 +173,44 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
         if restarts > 1:
             seen.append(first_layer_pattern(problem, st.weights))
         if best is None or fl < best[0]:
-            best = (fl, r, st, out)
+            best = (fl, r, st, (out, name))
         if out.stop_reason == "callback":
             stop_all = "callback"
             break
     assert best is not None
-    fl, r_best, st, out = best
-    reason = out.stop_reason
+    fl, r_best, st, extra = best
+    final = st if extra is None else _blocks_final(st, *extra)
+    reason = final["stop_reason"]
     status = STOP_STATUS[reason]
     if stop_all == "time_limit" and len(records) < restarts and not message:
         message = f"time limit reached after {len(records)} of {restarts} restarts"
-    # hand the iterate's own arrays out, in the working dtype (no copies: memory stays O(state);
-    # a float64 copy of a float32 iterate would double the peak); the scaled multipliers become
-    # Lam = U / mu in place
+    return ALMResult(
+        status=status, stop_reason=reason, converged=reason == "converged",
+        weights=final["weights"], forward_loss=fl,
+        objective=final["objective"], max_violation=final["viol"], stationarity=final["pgrad"],
+        hidden=final["hidden"], output=final["output"], history=history,
+        restart_losses=[rec.forward_loss for rec in records], restarts=records, best_restart=r_best,
+        seconds=time.perf_counter() - t0, mu=final["mu"], multipliers=final["multipliers"], options=opts.to_dict(),
+        message=message, name=final["name"], method=final["method"], binary_fraction=final["binary_fraction"],
+        alm_forward_loss=final["alm_forward_loss"], variable_bytes=final["variable_bytes"],
+    )
+
+
+def binary_fraction(hidden: list[dict], tol: float = 1e-3) -> float:
+    """Fraction of the hidden D entries within ``tol`` of 0 or 1 (1.0 without hidden layers)."""
+    n = sum(h["D"].size for h in hidden)
+    if n == 0:
+        return 1.0
+    k = sum(int(np.count_nonzero(np.minimum(h["D"], 1.0 - h["D"]) <= tol)) for h in hidden)
+    return k / n
+
+
+def _blocks_final(st, out, name: str) -> dict:
+    """Result pieces of a block-coordinate run: the iterate's own arrays, in the working dtype (no
+    copies: memory stays O(state); a float64 copy of a float32 iterate would double the peak);
+    the scaled multipliers become ``Lam = U / mu`` in place."""
     hidden = [{"Z": h.Z, "X": h.X, "D": h.D} for h in st.hidden]
+    nbytes = st.nbytes()
     lams = []
     for l in range(len(st.weights)):
         layer = []
@@ -179,14 +218,61 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
             U *= 1.0 / st.mu
             layer.append(U)
         lams.append(layer)
-    return ALMResult(
-        status=status, stop_reason=reason, converged=reason == "converged",
-        weights=[(W.copy(), b.copy()) for W, b in st.weights], forward_loss=fl,
-        objective=out.metrics.objective, max_violation=out.metrics.viol, stationarity=out.metrics.pgrad,
-        hidden=hidden, output=st.ZL, history=history,
-        restart_losses=[rec.forward_loss for rec in records], restarts=records, best_restart=r_best,
-        seconds=time.perf_counter() - t0, mu=st.mu, multipliers=lams, options=opts.to_dict(), message=message,
-    )
+    return {"weights": [(W.copy(), b.copy()) for W, b in st.weights], "objective": out.metrics.objective,
+            "viol": out.metrics.viol, "pgrad": out.metrics.pgrad, "hidden": hidden, "output": st.ZL, "mu": st.mu,
+            "multipliers": lams, "stop_reason": out.stop_reason, "name": name, "method": "blocks",
+            "binary_fraction": binary_fraction(hidden), "alm_forward_loss": float("nan"), "variable_bytes": nbytes}
+
+
+def _use_reduced(problem: TrainingProblem, opts: ALMOptions) -> bool:
+    """``method="auto"``: the reduced-space method for networks with more than
+    ``polish_max_weights`` weights, the block-coordinate one for smaller ones."""
+    if opts.method != "auto":
+        return opts.method == "reduced"
+    return sum(problem.widths[l] * (problem.widths[l - 1] + 1) for l in range(1, len(problem.widths))) > opts.polish_max_weights
+
+
+def _run_reduced(problem: TrainingProblem, opts: ALMOptions, w0: Weights, kind: str, r: int, seed: int, t0: float,
+                 deadline: float | None, history: list[dict], callback, polish_callback):
+    """One restart of the reduced-space ALM (:mod:`unrectify.backends.alm.reduced`), then with
+    ``polish`` an L-BFGS-B refinement of its weights on the forward loss (the result is named
+    ``alm+lbfgs`` when the refined weights are kept, ``alm`` otherwise)."""
+    tr = time.perf_counter()
+    alm_deadline = deadline
+    if opts.polish and deadline is not None:
+        alm_deadline = tr + (1.0 - opts.polish_share) * max(deadline - tr, 0.0)
+    ro = reduced_alm(problem, w0, opts, deadline=alm_deadline, t0=t0, history=history, restart=r,
+                     callback=callback, seed=seed)
+    alm_fl = chunked_forward_loss(problem, ro.weights)
+    hidden, output = ro.iterate(problem, opts.dtype)
+    final = {"weights": ro.weights, "objective": ro.objective, "viol": ro.viol, "pgrad": ro.pgrad,
+             "hidden": hidden, "output": output, "mu": 1.0 / ro.rho,
+             "multipliers": [[a, b] for a, b in zip(ro.lam_a, ro.lam_b)] + [[]],
+             "stop_reason": ro.stop_reason, "name": "alm", "method": "reduced",
+             "binary_fraction": ro.binary_fraction, "alm_forward_loss": alm_fl,
+             "variable_bytes": ro.stats.get("nbytes", 0)}
+    fl = alm_fl if math.isfinite(alm_fl) else math.inf
+    if opts.polish and ro.stop_reason not in ("nonfinite", "callback") and math.isfinite(alm_fl):
+        ref = refine(problem, ro.weights, deg_tol=0.0, max_iter=opts.polish_iters, max_weights=0, ftol=1e-15,
+                     deadline=deadline, monitor=polish_callback, dtype=opts.dtype)
+        rfl = chunked_forward_loss(problem, ref.weights)
+        if math.isfinite(rfl) and rfl <= alm_fl:
+            # the refined weights' exact forward-pass iterate: C1-C4 hold, D = 1[Z > 0]
+            dt = np.dtype(opts.dtype)
+            acts, zs = forward_all([(W.astype(dt), b.astype(dt)) for W, b in ref.weights], problem.X.astype(dt))
+            hid = [{"Z": Z, "X": acts[l + 1], "D": (Z > 0).astype(dt)} for l, Z in enumerate(zs[:-1])]
+            final.update(weights=ref.weights, objective=rfl, viol=0.0, pgrad=float("nan"), hidden=hid,
+                         output=zs[-1], multipliers=[], stop_reason="polish_iters", name="alm+lbfgs",
+                         binary_fraction=1.0)
+            fl = rfl
+            history.append({"restart": r, "outer": ro.outer, "phase": "polish", "loss": rfl, "forward_loss": rfl,
+                            "viol": 0.0, "pgrad": float("nan"), "mu": 1.0 / ro.rho, "polish_iters": ref.iterations,
+                            "sweeps": 0, "seconds": time.perf_counter() - t0})
+    rec = RestartRecord(restart=r, start=kind, forward_loss=fl, objective=final["objective"],
+                        max_violation=final["viol"], stationarity=final["pgrad"],
+                        converged=final["stop_reason"] == "converged", stop_reason=final["stop_reason"],
+                        outer=ro.outer, sweeps=ro.steps, seconds=time.perf_counter() - tr, alm_forward_loss=alm_fl)
+    return fl, final, rec
 
 
 def _polish(ctx, problem: TrainingProblem, opts: ALMOptions, st, out, history: list[dict], r: int, t0: float,
@@ -218,9 +304,9 @@ def _polish(ctx, problem: TrainingProblem, opts: ALMOptions, st, out, history: l
         "seconds": time.perf_counter() - t0,
     })
     if not ok and problem.forward_loss(ref.weights) > problem.forward_loss(st.weights):
-        return st, RunOutcome("polish_iters", out.metrics, out.outer, out.sweeps), moves
+        return st, RunOutcome("polish_iters", out.metrics, out.outer, out.sweeps), moves, "alm"
     reason = "converged" if ok else "polish_iters"
-    return new, RunOutcome(stop_reason=reason, metrics=m, outer=out.outer, sweeps=out.sweeps), moves
+    return new, RunOutcome(stop_reason=reason, metrics=m, outer=out.outer, sweeps=out.sweeps), moves, "alm+" + ("lbfgs" if ref.method == "lbfgsb" else ref.method)
 
 
 def _start(problem: TrainingProblem, opts: ALMOptions, r: int, restarts: int, warm: Weights | None,

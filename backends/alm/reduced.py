@@ -1,0 +1,491 @@
+"""Reduced-space ALM of the relaxed split form with sample-block inner solves (large networks).
+
+Why a second method.  The block-coordinate ALM of :mod:`unrectify.backends.alm.outer` keeps
+``Z, X, D, P, Q`` as free variables tied by the equalities C1-C4.  At scale (digits, 1500 x
+16-256-256-64) it stalls: measured, its inner sweeps lower the objective while ``||C1||`` and
+``||C2||`` stay near 5e-2 (each sweep is one exact block minimisation, so information moves one
+layer per sweep; the coupled Z/X/weight blocks are badly conditioned once ``mu`` is small), the
+outer loop therefore shrinks ``mu`` on every step (``mu`` -> 3e-10) and the violation stops
+moving (docs/alm.md, "Why the block ALM stalls at scale").
+
+Here C1 and C2 are kept *exactly* by substitution.  With ``X_0`` the data, for hidden layers
+``l = 1..L-1``::
+
+    Z_l = X_{l-1} W_l^T + 1 b_l^T,    X_l = D_l * Z_l,    Z_L = X_{L-1} W_L^T + 1 b_L^T
+
+so ``Z`` and ``X`` are functions of the primal variables ``(W, b, D)``, ``D_l in [0,1]^{N x n_l}``.
+What remains of the relaxed split form are the sign constraints (the slacks P, Q eliminated)::
+
+    g^a_l = -D_l * Z_l <= 0,        g^b_l = (1 - D_l) * Z_l <= 0,
+
+and the problem is ``min F(Z_L(W, b, D)) / N`` s.t. ``g <= 0``, ``0 <= D <= 1`` (plus the optional
+weight box).  Its feasible set is the ReLU graph (theorem of docs/theory.md), so at a feasible
+point ``X = relu(Z)``; in general ``|X - relu(Z)| = max(g^a, g^b, 0)`` entrywise, which is the
+split form's ``||C||_inf`` with optimal slacks, the violation reported here.
+
+Augmented Lagrangian (Powell-Hestenes-Rockafellar, penalty ``rho = 1 / mu``, multipliers
+``lam^a, lam^b >= 0`` per entry), normalised per sample::
+
+    L_rho = (1/N) sum_i [ F_i + sum_{l,j} (1/(2 rho)) ( max(0, lam^a + rho g^a)^2 - (lam^a)^2
+                                                   + max(0, lam^b + rho g^b)^2 - (lam^b)^2 ) ]
+
+Outer loop (Birgin-Martinez, ALGENCAN style, "Practical augmented Lagrangian methods", SIAM
+2014): after an inner solve, ``lam <- min(max(0, lam + rho g), lam_max)`` (safeguarded); with
+``V_k = max |min(-g, lam / rho)|`` (feasibility-complementarity), ``rho <- gamma rho`` only when
+``V_k > r V_{k-1}`` (infeasibility did not fall by the factor ``r``), and ``rho <= rho_max``.
+
+Inner solve.  ``L_rho`` is a sum over samples: the weights are shared, ``D`` and the multipliers
+are per sample.  Each inner iteration takes a sample block (mini-batch) ``I`` and
+
+1. during the forward pass, layer by layer, replaces ``D_I`` by the exact minimiser of its
+   penalty terms plus a Gauss-Newton proximal term (:meth:`_Run.refresh_d`, closed form): the
+   sign constraints of entries whose ``z`` changed sign since the last visit are restored before
+   the gradient is taken, so the penalty does not pin ``W`` to a stale activation pattern;
+2. takes the gradient of ``L_rho`` on ``I`` by one backpropagation through ``X = D * Z``::
+
+       dL/dZ_l = (dL/dX_l - m^a - m^b) * D_l + m^b,    dL/dD_l = (dL/dX_l - m^a - m^b) * Z_l
+       m^a = max(0, lam^a + rho g^a),  m^b = max(0, lam^b + rho g^b)
+
+3. makes an Adam step on ``(W, b)`` and a proximal-gradient step on ``D_I``
+   (``D <- prox_penalty(D - c / kappa)``, ``c = dL/dX * Z``, the same closed form), i.e. a
+   stochastic block-coordinate method on the AL subproblem (``inner_epochs`` passes over the
+   data per outer iteration).  The prox puts entries *on* the bounds 0 and 1.
+
+Inner solves are inexact (a fixed number of passes), so the iterates are not certified KKT
+points; the final full-batch stationarity is measured and reported, never assumed.
+
+Binary D.  At the end ``D`` is made 0/1 by ``D = 1[Z > 0]`` layer by layer, i.e. the ReLU
+forward pass of the weights.  At a feasible point this changes no ``X`` and so no loss (the
+theorem); in general the change of ``X`` is bounded by the violation.  The reported
+``forward_loss`` is that of the binary network, ``objective`` that of the relaxed iterate, and
+``binary_fraction`` the fraction of the relaxed ``D`` within 1e-3 of {0, 1} before rounding.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from unrectify.formulations.problem import TrainingProblem
+
+Weights = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class ReducedOutcome:  # noqa: D101
+    """What the reduced-space ALM hands back to :func:`unrectify.backends.alm.solve_alm`."""
+
+    weights: Weights
+    D: list[np.ndarray]  # relaxed D of the final iterate (working dtype), before rounding
+    lam_a: list[np.ndarray]
+    lam_b: list[np.ndarray]
+    stop_reason: str
+    objective: float  # F(Z_L)/N of the relaxed iterate
+    viol: float  # max |X - relu(Z)| = split-form ||C||_inf with optimal slacks
+    pgrad: float  # full-batch projected gradient of L_rho (per sample), at the end
+    rho: float
+    outer: int
+    steps: int
+    binary_fraction: float
+    stats: dict = field(default_factory=dict)
+
+    def iterate(self, problem: TrainingProblem, dtype: np.dtype) -> tuple[list[dict], np.ndarray]:
+        """The split-form iterate of this outcome: per hidden layer ``Z`` (substituted),
+        ``X = D * Z`` and ``D``; and the output ``Z_L`` (C1 and C2 hold by construction)."""
+        dt = np.dtype(dtype)
+        H = np.asarray(problem.X, dtype=dt)
+        hidden = []
+        for (W, b), D in zip(self.weights[:-1], self.D):
+            Z = H @ W.T.astype(dt) + b.astype(dt)
+            H = D * Z
+            hidden.append({"Z": Z, "X": H, "D": D})
+        W, b = self.weights[-1]
+        return hidden, H @ W.T.astype(dt) + b.astype(dt)
+
+
+#: values of D and of the multipliers below this are set to 0 (see refresh_d)
+TINY = 1e-30
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+class _Run:
+    """The iterate and its vectorised kernels (all arrays in the working dtype)."""
+
+    def __init__(self, problem: TrainingProblem, weights: Weights, dtype: np.dtype, opts: Any) -> None:
+        self.dt = dt = np.dtype(dtype)
+        self.X0 = np.ascontiguousarray(problem.X, dtype=dt)
+        self.Y = np.ascontiguousarray(problem.Y, dtype=dt)
+        self.loss = problem.loss
+        self.B = problem.weight_bound
+        self.frozen = frozenset(l - 1 for l in problem.frozen)
+        self.N = self.X0.shape[0]
+        self.W = [np.array(W, dtype=dt) for W, _ in weights]
+        self.b = [np.array(b, dtype=dt).reshape(-1) for _, b in weights]
+        self.L = len(self.W)
+        # rows per chunk of the full-data passes: ~2^20 entries of the widest layer, so their
+        # temporaries stay small next to the N x n_l variables
+        self.chunk = max(256, (1 << 20) // max(max(W.shape) for W in self.W))
+        # D from the forward pass of the start weights (feasible start), multipliers zero
+        self.D = [np.empty((self.N, W.shape[0]), dt) for W in self.W[:-1]]
+        for rows in _chunks(self.N, self.chunk):
+            H = self.X0[rows]
+            for l in range(self.L - 1):
+                Z = H @ self.W[l].T + self.b[l]
+                self.D[l][rows] = Z > 0
+                H = Z * self.D[l][rows]
+        self.la = [np.zeros_like(D) for D in self.D]
+        self.lb = [np.zeros_like(D) for D in self.D]
+        self.rho = float(opts.rho0)
+        # Adam moments of the weights (small)
+        self.mW = [np.zeros_like(W) for W in self.W]
+        self.vW = [np.zeros_like(W) for W in self.W]
+        self.mb = [np.zeros_like(b) for b in self.b]
+        self.vb = [np.zeros_like(b) for b in self.b]
+        self.t = 0
+
+    def nbytes(self) -> int:
+        """Bytes of the variables and multipliers (W, b, D, lam^a, lam^b)."""
+        return sum(a.nbytes for a in (*self.W, *self.b, *self.D, *self.la, *self.lb))
+
+    def forward(self, rows: slice | np.ndarray, refresh: bool = False):
+        """Layer inputs and pre-activations of the relaxed network on ``rows``; with ``refresh``
+        each hidden layer's ``D[rows]`` is first replaced by its penalty block minimiser
+        (:meth:`refresh_d`) given the layer's ``Z`` (bottom up, so each ``Z`` sees the new ``D``
+        below it) and written back."""
+        H = self.X0[rows]
+        acts, zs, ds = [H], [], []
+        for l in range(self.L):
+            Z = H @ self.W[l].T
+            Z += self.b[l]
+            zs.append(Z)
+            if l < self.L - 1:
+                Dl = self.D[l][rows]
+                if refresh:
+                    # proximal weight: Gauss-Newton curvature of the loss in d through the next
+                    # layer, 2 z^2 ||W_{l+1}[:, j]||^2 (times d_damp)
+                    kp = (2.0 * self.d_damp) * (self.W[l + 1] * self.W[l + 1]).sum(axis=0)
+                    Dl = self.refresh_d(Dl, Z, self.la[l][rows], self.lb[l][rows], kp)
+                    self.D[l][rows] = Dl
+                ds.append(Dl)
+                H = Z * Dl
+                acts.append(H)
+        return acts, zs, ds
+
+    def refresh_d(self, D0: np.ndarray, Z: np.ndarray, la: np.ndarray, lb: np.ndarray, kp: np.ndarray) -> np.ndarray:
+        """Proximal step on the penalty part in D (W, b and the other layers fixed), per entry::
+
+            argmin_{d in [0,1]}  (kappa/2)(d - d0)^2 + (1/(2 rho))[max(0, la - rho z d)^2
+                                                                + max(0, lb + rho z (1 - d))^2]
+
+        with the Gauss-Newton weight ``kappa = kp z^2`` (``kp = 2 d_damp ||W_{l+1}[:, j]||^2``,
+        the loss curvature in ``d`` through the next layer).  Convex piecewise quadratic in
+        ``d``; dividing its derivative by ``t = |z|``:
+
+        * ``z > 0``: the ``lb`` term is active on all of [0, 1], the ``la`` term for
+          ``d < la / (rho t)``; ``d = (kp d0 + rho + lb/t) / (kp + rho)`` if that is past the
+          breakpoint, else ``(kp d0 + rho + (la + lb)/t) / (kp + 2 rho)``;
+        * ``z < 0``: the ``la`` term is active everywhere, the ``lb`` term for
+          ``d > 1 - lb / (rho t)``; ``d = (kp d0 - la/t) / (kp + rho)`` if below that breakpoint,
+          else ``(kp d0 + rho - (la + lb)/t) / (kp + 2 rho)``;
+        * ``z = 0``: ``d0`` (the value does not depend on d);
+
+        then clipped to [0, 1] (exact: the derivative is monotone).  With zero multipliers it is
+        ``(kp d0 + rho)/(kp + rho)`` for z > 0 and ``kp d0/(kp + rho)`` for z < 0: as ``rho``
+        grows, ``1[z > 0]``, and the entry's violation is ``|z| kp / (kp + rho)``."""
+        rho = self.rho
+        dt = Z.dtype
+        posf = (Z > 0).astype(dt)
+        negf = (Z < 0).astype(dt)
+        zf = 1.0 - posf - negf  # 1 where z == 0
+        # masks are applied by multiplication: np.where / copyto(where=) / boolean indexing were
+        # measured ~100x slower than a multiply on these arrays, and np.fmax/fmin ~10x faster
+        # than np.maximum/minimum
+        t = Z * (posf - negf)
+        np.fmax(t, 1e-20, out=t)
+        kd = kp * D0
+        one, two = kp + rho, kp + 2.0 * rho
+        lt = la / t
+        bt = lb / t
+        # z > 0: the root is the inactive piece's if past the breakpoint p1, else the active
+        # piece's (which then lies in [inactive root, p1]): max(dA, min(dB, p1))
+        d = (kd + rho + lt + bt) / two
+        np.fmin(d, lt / rho, out=d)
+        np.fmax(d, (kd + rho + bt) / one, out=d)
+        # z < 0: min(eA, max(eB, p2)) likewise
+        e = (kd + rho - lt - bt) / two
+        np.fmax(e, 1.0 - bt / rho, out=e)
+        np.fmin(e, (kd - lt) / one, out=e)
+        d *= posf
+        e *= negf
+        d += e
+        zf *= D0
+        d += zf
+        # flush values below TINY to 0: repeated shrinking (d <- kp d / (kp + rho)) otherwise
+        # walks D into subnormal floats
+        d *= d >= TINY
+        np.fmin(d, 1.0, out=d)
+        return d
+
+    def grads(self, rows, scale: float):
+        """Gradient of ``scale * (F + penalty)`` on the sample block ``rows`` (one forward pass,
+        with the penalty prox step in D when ``self.refresh``, and one backpropagation).
+        Returns the weight gradients, ``dL/dX_l`` per hidden layer (other terms than the
+        layer's own penalty) and the pre-activations and D of the block."""
+        acts, zs, ds = self.forward(rows, refresh=self.refresh)
+        R = zs[-1] - self.Y[rows]
+        dZ = (2.0 * scale) * R if self.loss == "mse" else scale * np.sign(R)
+        gW: list = [None] * self.L
+        gb: list = [None] * self.L
+        dXs: list = [None] * (self.L - 1)
+        rho = self.rho
+        for l in range(self.L - 1, -1, -1):
+            if l not in self.frozen:
+                gW[l] = dZ.T @ acts[l]
+                gb[l] = dZ.sum(axis=0)
+            if l == 0:
+                break
+            dX = dZ @ self.W[l]
+            h = l - 1
+            dXs[h] = dX
+            Z, D = zs[h], ds[h]
+            DZ = D * Z
+            ma = self.la[h][rows] - rho * DZ
+            np.fmax(ma, 0.0, out=ma)
+            mb = self.lb[h][rows] + rho * (Z - DZ)
+            np.fmax(mb, 0.0, out=mb)
+            # dL/dZ = dL/dX D - m^a D + m^b (1 - D) = (dL/dX - m^a - m^b) D + m^b
+            ma += mb
+            ma *= -scale
+            ma += dX
+            ma *= D
+            mb *= scale
+            ma += mb
+            dZ = ma
+        return gW, gb, dXs, zs, ds
+
+    def penalty_value(self, rows) -> float:
+        """Loss sum plus penalty sum on ``rows`` (for tests: the function whose gradient
+        :meth:`grads` returns, up to constants in the multipliers)."""
+        _, zs, ds = self.forward(rows)
+        R = zs[-1] - self.Y[rows]
+        val = float(np.sum(R * R)) if self.loss == "mse" else float(np.abs(R).sum())
+        for h in range(self.L - 1):
+            DZ = ds[h] * zs[h]
+            ma = np.maximum(self.la[h][rows] - self.rho * DZ, 0.0)
+            mb = np.maximum(self.lb[h][rows] + self.rho * (zs[h] - DZ), 0.0)
+            val += (0.5 / self.rho) * float(np.sum(ma * ma) + np.sum(mb * mb))
+        return val
+
+    def outer_pass(self, lam_max: float, refresh: bool, update: bool, chunk: int | None = None) -> dict:
+        """One pass over all samples (chunked): the D block step (``refresh``), then the
+        measures of the new iterate, then (``update``) the safeguarded PHR multiplier update
+        ``lam <- clip(lam + rho g, 0, lam_max)``.  Returns the objective ``F/N`` of the relaxed
+        iterate, the ReLU forward-pass loss of its weights (``D = 1[Z > 0]``), the violation
+        ``max |X - relu(Z)|``, the ALGENCAN feasibility-complementarity measure
+        ``max |min(-g, lam/rho)|`` (before the update) and the fraction of D within 1e-3 of {0, 1}."""
+        F = Fb = 0.0
+        viol = comp = 0.0
+        nbin = ntot = 0
+        rho = self.rho
+        for rows in _chunks(self.N, chunk or self.chunk):
+            _, zs, ds = self.forward(rows, refresh=refresh)
+            R = zs[-1] - self.Y[rows]
+            F += float(np.einsum("ij,ij->", R, R, dtype=np.float64)) if self.loss == "mse" else float(np.abs(R).sum())
+            H = self.X0[rows]
+            for l in range(self.L):  # the binary network (ReLU forward pass)
+                H = H @ self.W[l].T + self.b[l]
+                if l < self.L - 1:
+                    np.maximum(H, 0.0, out=H)
+            H -= self.Y[rows]
+            Fb += float(np.einsum("ij,ij->", H, H, dtype=np.float64)) if self.loss == "mse" else float(np.abs(H).sum())
+            for h in range(self.L - 1):
+                Z, D = zs[h], ds[h]
+                ga = -D * Z
+                gb = Z + ga
+                la, lb = self.la[h][rows], self.lb[h][rows]  # views (rows is a slice)
+                viol = max(viol, float(ga.max(initial=0.0)), float(gb.max(initial=0.0)))
+                comp = max(comp, float(np.abs(np.minimum(-ga, la / rho)).max(initial=0.0)),
+                           float(np.abs(np.minimum(-gb, lb / rho)).max(initial=0.0)))
+                nbin += int(np.count_nonzero(np.minimum(D, 1.0 - D) <= 1e-3))
+                ntot += D.size
+                if update:
+                    la += rho * ga
+                    la *= la >= TINY  # clips at 0 and flushes subnormals (multiply: see refresh_d)
+                    np.fmin(la, lam_max, out=la)
+                    lb += rho * gb
+                    lb *= lb >= TINY
+                    np.fmin(lb, lam_max, out=lb)
+        return {"objective": F / self.N, "forward_loss": Fb / self.N, "viol": viol, "comp": comp,
+                "binary_fraction": nbin / ntot if ntot else 1.0}
+
+    def step(self, rows: np.ndarray, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+        """One inner iteration on the sample block ``rows``: gradient at the current iterate
+        (after the penalty prox step in D), an Adam step on (W, b), and a proximal-gradient
+        step on ``D[rows]``: ``D <- prox_P(D - c / kappa)`` with ``c = dL/dX * Z`` (the rest of
+        L's derivative in D) and the Gauss-Newton metric ``kappa = kp Z^2``, i.e. the exact
+        minimiser over [0, 1] of ``c (d - d0) + (kappa/2)(d - d0)^2 + penalty(d)``."""
+        scale = 1.0 / len(rows)
+        gW, gb, dXs, zs, ds = self.grads(rows, scale)
+        self.t += 1
+        c1 = 1.0 - beta1 ** self.t
+        c2 = 1.0 - beta2 ** self.t
+        a = lr * math.sqrt(c2) / c1
+        if self.d_step:
+            kps = [(2.0 * self.d_damp) * (self.W[h + 1] * self.W[h + 1]).sum(axis=0) + 1e-12 for h in range(self.L - 1)]
+        for l in range(self.L):
+            if l in self.frozen:
+                continue
+            for p, g, m, v in ((self.W[l], gW[l], self.mW[l], self.vW[l]), (self.b[l], gb[l], self.mb[l], self.vb[l])):
+                m *= beta1
+                m += (1.0 - beta1) * g
+                v *= beta2
+                v += (1.0 - beta2) * (g * g)
+                p -= a * m / (np.sqrt(v) + eps)
+                if self.B is not None:
+                    np.clip(p, -self.B, self.B, out=p)
+        if self.d_step:
+            for h in range(self.L - 1):
+                Z = zs[h]
+                t = np.where(Z == 0, 1.0, Z)
+                # d0 - c/kappa with c = dX Z (scaled like kappa by 1/|I|): d0 - dX / (scale kp Z)
+                target = ds[h] - dXs[h] / ((scale * kps[h]) * t)
+                self.D[h][rows] = self.refresh_d(target, Z, self.la[h][rows], self.lb[h][rows], kps[h])
+
+
+def forward_loss(problem: TrainingProblem, weights: Weights, chunk: int = 2048) -> float:
+    """``problem.forward_loss(weights)`` (float64) computed on row chunks, so that its
+    temporaries stay small next to the ALM's variables at N = 60 000."""
+    X, Y = problem.X, problem.Y
+    total = 0.0
+    for rows in _chunks(X.shape[0], chunk):
+        H = np.asarray(X[rows], dtype=np.float64)
+        for l, (W, b) in enumerate(weights):
+            H = H @ W.T + b
+            if l < len(weights) - 1:
+                np.maximum(H, 0.0, out=H)
+        H -= Y[rows]
+        total += float(np.einsum("ij,ij->", H, H)) if problem.loss == "mse" else float(np.abs(H).sum())
+    return total / max(X.shape[0], 1)
+
+
+def binarize(problem: TrainingProblem, weights: Weights) -> tuple[list[dict], np.ndarray, float]:
+    """Binary D of ``weights``: ``D_l = 1[Z_l > 0]`` layer by layer (the ReLU forward pass), with
+    ``X = D * Z``, the output and the loss.  At a feasible relaxed iterate this changes no ``X``
+    (``x = d z = relu(z)`` forces d = 1 where z > 0 and d z = 0 where z <= 0), so the loss is
+    unchanged (theorem of docs/theory.md); the solvers report this loss as ``forward_loss``."""
+    H = np.asarray(problem.X, dtype=np.float64)
+    hidden = []
+    for W, b in weights[:-1]:
+        Z = H @ np.asarray(W).T + b
+        D = (Z > 0).astype(np.float64)
+        H = D * Z
+        hidden.append({"Z": Z, "X": H, "D": D})
+    W, b = weights[-1]
+    out = H @ np.asarray(W).T + b
+    R = out - problem.Y
+    n = max(R.shape[0], 1)
+    loss = float(np.sum(R * R) / n) if problem.loss == "mse" else float(np.abs(R).sum() / n)
+    return hidden, out, loss
+
+
+def stationarity(run: _Run, chunk: int | None = None) -> float:
+    """Sup norm of the full-batch projected gradient of ``L_rho / N``: weights (gradient of the
+    per-sample mean) and D (per-sample derivative ``(dL/dX - m^a - m^b) Z``, projected on [0, 1])."""
+    gW = [np.zeros_like(W, dtype=np.float64) for W in run.W]
+    gb = [np.zeros_like(b, dtype=np.float64) for b in run.b]
+    s = 0.0
+    refresh = run.refresh
+    run.refresh = False
+    try:
+        for rows in _chunks(run.N, chunk or run.chunk):
+            gWc, gbc, dXs, zs, ds = run.grads(rows, 1.0 / run.N)
+            for l in range(run.L):
+                if gWc[l] is not None:
+                    gW[l] += gWc[l]
+                    gb[l] += gbc[l]
+            for h in range(run.L - 1):
+                Z, D = zs[h], ds[h]
+                DZ = D * Z
+                m = np.maximum(run.la[h][rows] - run.rho * DZ, 0.0) + np.maximum(run.lb[h][rows] + run.rho * (Z - DZ), 0.0)
+                g = (run.N * dXs[h] - m) * Z
+                s = max(s, float(np.abs(D - np.clip(D - g, 0.0, 1.0)).max(initial=0.0)))
+    finally:
+        run.refresh = refresh
+    for l in range(run.L):
+        if l in run.frozen:
+            continue
+        for v, g in ((run.W[l], gW[l]), (run.b[l], gb[l])):
+            t = v - g if run.B is None else np.clip(v - g, -run.B, run.B)
+            s = max(s, float(np.abs(v - t).max(initial=0.0)))
+    return s
+
+
+def reduced_alm(problem: TrainingProblem, weights: Weights, opts: Any, *, deadline: float | None, t0: float,
+                history: list[dict], restart: int = 0, callback: Callable[[dict], Any] | None = None,
+                seed: int = 0) -> ReducedOutcome:
+    """Run the reduced-space ALM from ``weights`` (see the module docstring)."""
+    from .outer import StallMonitor
+
+    run = _Run(problem, weights, opts.dtype, opts)
+    run.d_damp = float(opts.d_damp)
+    run.refresh = bool(opts.d_refresh)
+    run.d_step = bool(opts.d_step)
+    rng = np.random.default_rng([int(seed), 7919, restart])
+    N = run.N
+    bs = min(int(opts.batch_size), N)
+    prev_comp = math.inf
+    stall = StallMonitor(opts.stall_window, opts.stall_obj_rtol, opts.stall_viol_ratio)
+    reason = "max_outer"
+    steps = 0
+    k = 0
+    m = run.outer_pass(opts.lam_max, refresh=False, update=False)
+    for k in range(1, opts.max_outer + 1):
+        stop = False
+        for _ in range(int(opts.inner_epochs)):
+            perm = rng.permutation(N)
+            for s in range(0, N, bs):
+                run.step(np.sort(perm[s:s + bs]), opts.lr)
+                steps += 1
+                if deadline is not None and steps % 8 == 0 and time.perf_counter() >= deadline:
+                    stop = True
+                    break
+            if stop:
+                break
+        m = run.outer_pass(opts.lam_max, refresh=run.refresh, update=not stop)
+        rec = {"restart": restart, "outer": k, "phase": "reduced", "loss": m["objective"],
+               "forward_loss": m["forward_loss"], "viol": m["viol"], "comp": m["comp"], "pgrad": float("nan"),
+               "mu": 1.0 / run.rho, "rho": run.rho, "binary_fraction": m["binary_fraction"], "steps": steps,
+               "sweeps": 0, "seconds": time.perf_counter() - t0}
+        history.append(rec)
+        if not (math.isfinite(m["objective"]) and math.isfinite(m["viol"])):
+            reason = "nonfinite"
+            break
+        if callback is not None and callback(dict(rec)):
+            reason = "callback"
+            break
+        if stop or (deadline is not None and time.perf_counter() >= deadline):
+            reason = "time_limit"
+            break
+        if stall.update(m["objective"], m["viol"]):
+            reason = "stalled"
+            break
+        # ALGENCAN: raise rho only when infeasibility-complementarity fell by less than the factor
+        if m["comp"] > opts.feas_ratio * prev_comp and m["comp"] > opts.tol:
+            run.rho = min(run.rho * opts.rho_growth, opts.rho_max)
+        prev_comp = m["comp"]
+    pgrad = stationarity(run) if reason != "nonfinite" else float("nan")
+    if reason in ("max_outer", "time_limit", "stalled") and m["viol"] <= opts.tol and pgrad <= opts.stat_tol:
+        reason = "converged"  # both tolerances shown to hold at the returned iterate
+    return ReducedOutcome(
+        weights=[(W.astype(np.float64), b.astype(np.float64)) for W, b in zip(run.W, run.b)],
+        D=run.D, lam_a=run.la, lam_b=run.lb, stop_reason=reason, objective=m["objective"], viol=m["viol"],
+        pgrad=pgrad, rho=run.rho, outer=k, steps=steps, binary_fraction=m["binary_fraction"],
+        stats={"nbytes": run.nbytes(), "forward_loss": m["forward_loss"]})
