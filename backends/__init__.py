@@ -10,6 +10,7 @@ from .cvxpy_backend import CvxpyBackend
 from .gurobi import GurobiBackend
 from .highs import HighsBackend
 from .scip import ScipBackend
+from .scip_direct import ScipDirectBackend
 
 _BACKENDS: dict[str, type[Backend]] = {}
 
@@ -19,7 +20,7 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
     return cls
 
 
-for _cls in (ScipBackend, GurobiBackend, HighsBackend, CvxpyBackend):
+for _cls in (ScipBackend, GurobiBackend, HighsBackend, CvxpyBackend, ScipDirectBackend):
     register_backend(_cls)
 
 

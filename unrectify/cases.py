@@ -1,0 +1,260 @@
+r"""The sign-enumerated exact route: one convex MIQP per read-out sign case, best over all cases.
+
+For a single-output, one-hidden-layer network with a weight box the training optimum is the
+minimum over ``k = 0..h`` of the case optima ``OPT_k`` (``k`` positive read-out weights, each at
+``+-B``; :mod:`unrectify.formulations.sign_cases`, proof in docs/theory.md).  This module
+
+1. finds an incumbent network by a few local descents (L-BFGS-B in the box, numpy/scipy),
+2. optionally tightens the pre-activation bounds of every case by OBBT (LP, HiGHS) under the
+   incumbent's residual bound,
+3. solves every case with an exact backend (``scip-direct`` by default), each under the best
+   loss known when it starts as an objective cut-off (a case with nothing better is proven
+   ``>= cut-off``), in parallel processes where cores allow, sharing the time limit,
+4. returns the best network over all cases with the global bound ``min_k bound_k``: status
+   ``optimal`` when that bound meets the best loss within the solver gap.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from unrectify.backends import get_backend
+from unrectify.formulations import InputError, TrainingProblem, build_training_model
+from unrectify.formulations.sign_cases import (build_sign_case, canonical_weights, residual_bound_from_loss,
+                                              sign_cases, sign_enumeration_reason)
+
+from .solution import Certificate, Solution, certify, losses_agree
+
+ROUTE_NAME = "sign-enumerated convex MIQP"
+#: relative / absolute gap at which the best loss and the global bound count as equal
+GAP = 1e-6
+ABSGAP = 1e-9
+
+
+# ---------------------------------------------------------------------------- incumbent
+def _loss_grad(p: np.ndarray, X: np.ndarray, y: np.ndarray, h: int, loss: str):
+    n0 = X.shape[1]
+    W = p[: h * n0].reshape(h, n0)
+    b = p[h * n0: h * n0 + h]
+    v = p[h * n0 + h: h * n0 + 2 * h]
+    c = p[-1]
+    Z = X @ W.T + b
+    H = np.maximum(Z, 0.0)
+    r = H @ v + c - y
+    N = len(y)
+    if loss == "mse":
+        f, g = float(r @ r) / N, 2.0 * r / N
+    else:
+        f, g = float(np.abs(r).sum()) / N, np.sign(r) / N
+    G = np.outer(g, v) * (Z > 0)
+    grad = np.concatenate([(G.T @ X).ravel(), G.sum(axis=0), H.T @ g, [g.sum()]])
+    return f, grad
+
+
+def local_incumbent(problem: TrainingProblem, restarts: int = 8, seed: int = 0, max_iter: int = 300
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Best of ``restarts`` L-BFGS-B descents inside the box from random starts (a feasible
+    network, not a certificate)."""
+    from scipy.optimize import minimize
+
+    P = problem
+    n0, h = P.widths[0], P.widths[1]
+    B = float(P.weight_bound)
+    X, y = P.X, P.Y[:, 0]
+    rng = np.random.default_rng(seed)
+    npar = h * n0 + 2 * h + 1
+    best_p, best_f = np.zeros(npar), np.inf
+    for _ in range(max(1, int(restarts))):
+        # start with every unit's kink at a random sample, so that no unit starts dead
+        W0 = rng.uniform(-B, B, (h, n0))
+        b0 = np.clip(-np.einsum("jk,jk->j", W0, X[rng.integers(0, len(y), h)]), -B, B)
+        p0 = np.concatenate([W0.ravel(), b0, rng.uniform(-B, B, h), [np.clip(y.mean(), -B, B)]])
+        res = minimize(_loss_grad, p0, args=(X, y, h, P.loss), jac=True, method="L-BFGS-B",
+                       bounds=[(-B, B)] * npar, options={"maxiter": int(max_iter)})
+        if res.fun < best_f:
+            best_p, best_f = res.x, float(res.fun)
+    W = best_p[: h * n0].reshape(h, n0)
+    b = best_p[h * n0: h * n0 + h]
+    v = best_p[h * n0 + h: h * n0 + 2 * h]
+    return [(W, b), (v[None, :], best_p[-1:].copy())]
+
+
+# ---------------------------------------------------------------------------- the route
+def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct", time_limit: float | None = 60.0,
+                          processes: int | None = None, obbt: bool = False, restarts: int = 8, seed: int = 0,
+                          gap: float = GAP, guard: bool = True, **backend_options: Any) -> Solution:
+    """Solve ``problem`` exactly by sign enumeration (see the module docstring).
+
+    ``backend``: any exact backend; ``scip-direct`` also takes the incumbent as an objective
+    cut-off and a warm start, the others get it as a residual bound in the model only.
+    ``processes``: cases solved at once (default: the usable cores, at most the number of
+    cases).  ``obbt``: tighten every case's pre-activation bounds by LP first (HiGHS).
+    The returned Solution has encoding ``sign-enumerated``; its point is the best case's
+    model point, ``extra["cases"]`` one entry per case.
+    """
+    reason = sign_enumeration_reason(problem)
+    if reason:
+        raise InputError(f"sign enumeration {reason}")
+    t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + float(time_limit)
+    P = problem
+    cases = sign_cases(P)
+    if processes is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:
+            cores = os.cpu_count() or 1
+        processes = max(cores, len(cases))   # all cases at once: the OS shares the cores, no case waits
+    processes = max(1, min(int(processes), len(cases)))
+
+    # 1. incumbent: a local descent, mapped to its sign case (same function, same loss)
+    k_inc, w_inc = canonical_weights(P, local_incumbent(P, restarts=restarts, seed=seed))
+    inc_loss = P.forward_loss(w_inc)
+    lock = threading.Lock()
+    state = {"loss": inc_loss, "weights": w_inc, "k": k_inc, "source": "local descent"}
+    t_inc = time.perf_counter() - t0
+
+    # 2. per-case models (bounds tightened under the incumbent's residual bound)
+    inc_cutoff = inc_loss * (1 + 1e-9) + 1e-12
+    rbound = residual_bound_from_loss(P, inc_cutoff)
+    obbt_info: dict = {}
+    bounds = None
+    if obbt:
+        from unrectify.backends.obbt import case_preactivation_bounds
+
+        t1 = time.perf_counter()
+        bounds = {k: case_preactivation_bounds(P, k, rbound) for k in cases}
+        obbt_info = {"seconds": time.perf_counter() - t1}
+    models = {k: build_sign_case(P, k, bounds=None if bounds is None else bounds[k], residual_bound=rbound)
+              for k in cases}
+
+    supports_cutoff = backend == "scip-direct"
+    records: dict[int, dict] = {}
+
+    def run_case(k: int, budget: float | None) -> None:
+        cm = models[k]
+        with lock:
+            cutoff = state["loss"] * (1 + 1e-9) + 1e-12
+            start = cm.point_from_weights(state["weights"]) if state["k"] == k else None
+        opts = dict(backend_options)
+        if supports_cutoff:
+            opts.update(objlimit=cutoff, gap=gap)
+            if start is not None:
+                opts["start"] = start
+        raw = get_backend(backend, **opts).solve(cm.model, time_limit=budget, guard=guard)
+        if not supports_cutoff:
+            cutoff = inc_cutoff            # the residual bound in the model is the only cut-off
+        # infeasible under the cut-off: no network of this case is better than it
+        case_bound = cutoff if raw.status == "infeasible" else raw.bound
+        rec = {"k": k, "status": raw.status, "objective": raw.objective, "bound": case_bound,
+               "seconds": raw.seconds, "cutoff": cutoff, "message": raw.message, "nodes": raw.extra.get("nodes")}
+        if raw.x is not None:
+            w = cm.weights(raw.x)
+            fl = P.forward_loss(w)
+            viol = cm.model.evaluate(raw.x).max_violation
+            rec.update(forward_loss=fl, max_violation=viol)
+            with lock:
+                if viol <= 1e-6 and fl < state["loss"]:
+                    state.update(loss=fl, weights=w, k=k, source=f"case k={k}")
+        with lock:
+            prev = records.get(k)
+            if prev is not None and prev.get("bound") is not None and (rec["bound"] is None or prev["bound"] > rec["bound"]):
+                rec["bound"] = prev["bound"]       # an earlier run's bound is still a valid bound
+            rec["runs"] = 1 + (prev or {}).get("runs", 0)
+            records[k] = rec
+
+    # 3. solve: cases whose status leaves their bound below the best loss are retried while time is left
+    order = [k for k in cases if k != k_inc] + [k_inc]     # the incumbent's case, usually hardest, last
+    pending = list(order)
+    rounds = 0
+    while pending:
+        rounds += 1
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0.5:
+            break
+        if processes == 1:      # in sequence, the time left shared among the cases left
+            for i, k in enumerate(pending):
+                left = None if deadline is None else deadline - time.perf_counter()
+                if left is not None and left <= 0.5:
+                    break
+                run_case(k, None if left is None else left / (len(pending) - i))
+        else:
+            with ThreadPoolExecutor(processes) as pool:   # each thread waits on its own solver process
+                budget = None if left is None else left / max(1.0, np.ceil(len(pending) / processes))
+                list(pool.map(lambda k: run_case(k, budget), pending))
+        pending = [k for k in pending if not _closed(records.get(k), state["loss"], gap)]
+        if rounds >= 3:
+            break
+
+    # 4. global answer
+    best = state["loss"]
+    case_bounds = [_case_bound(records.get(k)) for k in cases]
+    # a case closed by the cut-off proves only ">= cut-off", which may lie just above the best loss
+    bound = None if any(b is None for b in case_bounds) else float(min(min(case_bounds), best))
+    status = "optimal" if bound is not None and best - bound <= gap * abs(best) + ABSGAP else "time_limit"
+    if any(r["status"] == "error" for r in records.values()) and status != "optimal":
+        status = "error"
+    k_best, w_best = canonical_weights(P, state["weights"])
+    cm = build_sign_case(P, k_best)       # the unrestricted case model: no incumbent bound in the certificate
+    point = cm.point_from_weights(w_best)
+    ev = cm.model.evaluate(point)
+    fl = P.forward_loss(w_best)
+    gaps = float(np.abs(point[cm.model.blocks["X1"]] - np.maximum(point[cm.model.blocks["Z1"]], 0)).max())
+    cert = Certificate(ev.max_violation, fl, gaps, ev.objective, losses_agree(fl, ev.objective))
+    route = (f"{ROUTE_NAME}: {len(cases)} read-out sign cases (|v_j| = B, k positive), each a convex "
+             f"{'MIQP' if P.loss == 'mse' else 'MILP'} by {backend}"
+             + (", orientation cuts (1-D input)" if P.widths[0] == 1 else "") + (", OBBT bounds" if obbt else ""))
+    extra = {"route": route, "cases": [records.get(k, {"k": k, "status": "not run"}) for k in cases],
+             "incumbent": {"loss": inc_loss, "k": k_inc, "seconds": t_inc}, "best_from": state["source"],
+             "processes": processes, "rounds": rounds}
+    if obbt:
+        extra["obbt"] = obbt_info
+    solver = get_backend(backend).solver or backend
+    return Solution(status=status, objective=fl, bound=bound, weights=w_best,
+                    activations=[{k: point[cm.model.blocks[n]] for k, n in (("Z", "Z1"), ("X", "X1"), ("D", "D1"))}],
+                    seconds=time.perf_counter() - t0, backend=backend, solver=solver, encoding="sign-enumerated",
+                    domain="binary", certificate=cert, model_stats=models[cases[0]].model.stats() | {"cases": len(cases)},
+                    symmetry_breaking=["scaling", "permutation"], point=point, extra=extra,
+                    message="" if status == "optimal" else "not every case closed within the time limit")
+
+
+def _case_bound(rec: dict | None) -> float | None:
+    if rec is None:
+        return None
+    return rec.get("bound")
+
+
+def _closed(rec: dict | None, best: float, gap: float) -> bool:
+    """A case is closed when its proven bound reaches the best loss (within the gap)."""
+    b = _case_bound(rec)
+    return b is not None and best - b <= gap * abs(best) + ABSGAP
+
+
+def solve_split_by_cases(problem: TrainingProblem, domain: str = "interval",
+                         symmetry_breaking: bool | str | list[str] = False, time_limit: float | None = 60.0,
+                         why: str = "", **options: Any) -> Solution:
+    """The split form of ``problem`` solved through the sign enumeration: the certified optimum
+    is the optimum of both split forms (optimality preservation, docs/theory.md), and the
+    returned point is the split model's point of the best network (``d = 1[z > 0]``)."""
+    sol = solve_sign_enumerated(problem, time_limit=time_limit, **options)
+    tm = build_training_model(problem, "split", domain, symmetry_breaking)
+    W1, b1 = sol.weights[0]
+    W2, b2 = sol.weights[1]
+    perm = np.argsort(b1, kind="stable")          # global bias order: the split model's permutation cut
+    weights = [(W1[perm], b1[perm]), (W2[:, perm], b2)]
+    point = tm.point_from_weights(weights)
+    cert = certify(tm, point)
+    extra = dict(sol.extra)
+    extra["route"] = (f"split/{domain} solved by the {ROUTE_NAME} route ({why}); " if why else
+                      f"split/{domain} solved by the {ROUTE_NAME} route; ") + sol.extra["route"]
+    return Solution(status=sol.status, objective=cert.objective_recomputed, bound=sol.bound, weights=weights,
+                    activations=tm.activations(point), seconds=sol.seconds, backend=sol.backend, solver=sol.solver,
+                    encoding="split", domain=domain, certificate=cert,
+                    model_stats=tm.model.stats() | {"solved_as": sol.model_stats},
+                    symmetry_breaking=list(tm.symmetry_breaking), message=sol.message, point=point, extra=extra)
