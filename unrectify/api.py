@@ -9,7 +9,7 @@ from unrectify.backends import get_backend
 from unrectify.formulations import InputError, TrainingProblem, build_training_model
 from unrectify.formulations.builder import TrainingModel, symmetry_kinds
 
-from .routing import choose_backend, choose_training_route
+from .routing import SIGN_ENUMERATED, choose_backend, choose_training_route
 from .solution import Solution, certify, certify_split_iterate
 
 #: keyword options understood by the ALM backend (the others go to exact backends)
@@ -46,6 +46,11 @@ def solve(
     name = backend
     if backend == "auto":
         name, route = choose_training_route(problem, encoding, domain)
+    if name == SIGN_ENUMERATED:   # exact route of issue 13 (unrectify/cases.py)
+        from .cases import CASE_OPTIONS, solve_split_by_cases
+
+        opts = {k: v for k, v in backend_options.items() if k in CASE_OPTIONS}
+        return solve_split_by_cases(problem, domain, symmetry_breaking, time_limit, why=route, guard=guard, **opts)
     if name == "alm":
         return _solve_alm(problem, encoding, domain, time_limit, route, **backend_options)
     alm_only = sorted(set(backend_options) & set(ALM_OPTIONS))

@@ -32,6 +32,8 @@ from unrectify.formulations.sign_cases import (build_sign_case, canonical_weight
 from .solution import Certificate, Solution, certify, losses_agree
 
 ROUTE_NAME = "sign-enumerated convex MIQP"
+#: options of :func:`solve_sign_enumerated` that :func:`unrectify.solve` passes through
+CASE_OPTIONS = ("backend", "processes", "obbt", "restarts", "seed", "gap", "absgap", "feastol", "scip_options")
 #: relative / absolute gap at which the best loss and the global bound count as equal
 GAP = 1e-6
 ABSGAP = 1e-9
@@ -251,8 +253,7 @@ def solve_split_by_cases(problem: TrainingProblem, domain: str = "interval",
     point = tm.point_from_weights(weights)
     cert = certify(tm, point)
     extra = dict(sol.extra)
-    extra["route"] = (f"split/{domain} solved by the {ROUTE_NAME} route ({why}); " if why else
-                      f"split/{domain} solved by the {ROUTE_NAME} route; ") + sol.extra["route"]
+    extra["route"] = (f"{why}. " if why else f"split/{domain} solved by the {ROUTE_NAME} route. ") + sol.extra["route"]
     return Solution(status=sol.status, objective=cert.objective_recomputed, bound=sol.bound, weights=weights,
                     activations=tm.activations(point), seconds=sol.seconds, backend=sol.backend, solver=sol.solver,
                     encoding="split", domain=domain, certificate=cert,

@@ -41,9 +41,15 @@ def training_size(problem) -> tuple[int, int]:
     return N * hidden, 3 * N * hidden + N * chain
 
 
+#: route name of the sign-enumerated exact route (issue 13; unrectify/cases.py)
+SIGN_ENUMERATED = "sign-enumerated"
+
+
 def choose_training_route(problem, encoding: str, domain: str) -> tuple[str, str | None]:
-    """``("alm", reason)`` for relaxed split instances beyond the exact limits, else ``("auto", None)``
-    (an exact backend is then chosen from the built model by :func:`choose_backend`)."""
+    """``("sign-enumerated", reason)`` for split instances beyond the exact limits that the
+    sign enumeration solves exactly (single output, one hidden layer, weight box);
+    ``("alm", reason)`` for other relaxed split instances beyond the exact limits; else
+    ``("auto", None)`` (an exact backend is then chosen from the built model by :func:`choose_backend`)."""
     binaries, bilinear = training_size(problem)
     big = binaries > EXACT_MAX_BINARIES or bilinear > EXACT_MAX_BILINEAR or problem.weight_bound is None
     if not big:
@@ -51,6 +57,13 @@ def choose_training_route(problem, encoding: str, domain: str) -> tuple[str, str
     why = ("no weight box (exact solvers need one)" if problem.weight_bound is None else
            f"{binaries} activation variables / {bilinear} bilinear terms exceed the exact limits "
            f"({EXACT_MAX_BINARIES} / {EXACT_MAX_BILINEAR})")
+    # --- sign-enumerated exact route (issue 13) -------------------------------------------
+    from unrectify.formulations.sign_cases import sign_enumeration_reason
+
+    if encoding == "split" and sign_enumeration_reason(problem) is None and "scip-direct" in available_backends():
+        return SIGN_ENUMERATED, (f"split form has {why}: solved exactly as {problem.widths[1] + 1} sign-enumerated "
+                                 "convex MIQPs (single output, one hidden layer, weight box)")
+    # ----------------------------------------------------------------------------------------
     if encoding == "split" and domain == "interval":
         return "alm", f"{why}: relaxed split form solved locally by the ALM solver"
     return "auto", None
