@@ -32,6 +32,8 @@ from unrectify.formulations.sign_cases import (build_sign_case, canonical_weight
 from .solution import Certificate, Solution, certify, losses_agree
 
 ROUTE_NAME = "sign-enumerated convex MIQP"
+#: SCIP parameters for the case MIQPs
+SCIP_CASE_OPTIONS = {"separating/maxroundsroot": 2}
 #: options of :func:`solve_sign_enumerated` that :func:`unrectify.solve` passes through
 CASE_OPTIONS = ("backend", "processes", "obbt", "restarts", "seed", "gap", "absgap", "feastol", "scip_options")
 #: relative / absolute gap at which the best loss and the global bound count as equal
@@ -145,6 +147,10 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
             cutoff = state["loss"] * (1 + 1e-9) + 1e-12
             start = cm.point_from_weights(state["weights"]) if state["k"] == k else None
         opts = dict(backend_options)
+        if backend in ("scip-direct", "scip"):
+            # root cut rounds dominate these small MIQPs (measured: 2 rounds closed a 100-sample
+            # case 2-6x faster than SCIP's default); a user's scip_options win
+            opts["scip_options"] = {**SCIP_CASE_OPTIONS, **opts.get("scip_options", {})}
         if supports_cutoff:
             opts.update(objlimit=cutoff, gap=gap)
             if start is not None:
