@@ -61,10 +61,10 @@ def _loss_grad(p: np.ndarray, X: np.ndarray, y: np.ndarray, h: int, loss: str):
     return f, grad
 
 
-def local_incumbent(problem: TrainingProblem, restarts: int = 8, seed: int = 0, max_iter: int = 300
-                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+def local_incumbent(problem: TrainingProblem, restarts: int = 32, seed: int = 0, max_iter: int = 300,
+                    budget: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Best of ``restarts`` L-BFGS-B descents inside the box from random starts (a feasible
-    network, not a certificate)."""
+    network, not a certificate); after ``budget`` seconds no new descent starts (at least 4 run)."""
     from scipy.optimize import minimize
 
     P = problem
@@ -74,7 +74,10 @@ def local_incumbent(problem: TrainingProblem, restarts: int = 8, seed: int = 0, 
     rng = np.random.default_rng(seed)
     npar = h * n0 + 2 * h + 1
     best_p, best_f = np.zeros(npar), np.inf
-    for _ in range(max(1, int(restarts))):
+    t0 = time.perf_counter()
+    for r in range(max(1, int(restarts))):
+        if budget is not None and r >= 4 and time.perf_counter() - t0 > budget:
+            break
         # start with every unit's kink at a random sample, so that no unit starts dead
         W0 = rng.uniform(-B, B, (h, n0))
         b0 = np.clip(-np.einsum("jk,jk->j", W0, X[rng.integers(0, len(y), h)]), -B, B)
@@ -91,7 +94,7 @@ def local_incumbent(problem: TrainingProblem, restarts: int = 8, seed: int = 0, 
 
 # ---------------------------------------------------------------------------- the route
 def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct", time_limit: float | None = 60.0,
-                          processes: int | None = None, obbt: bool = False, restarts: int = 8, seed: int = 0,
+                          processes: int | None = None, obbt: bool = False, restarts: int = 32, seed: int = 0,
                           gap: float = GAP, guard: bool = True, **backend_options: Any) -> Solution:
     """Solve ``problem`` exactly by sign enumeration (see the module docstring).
 
@@ -118,7 +121,9 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
     processes = max(1, min(int(processes), len(cases)))
 
     # 1. incumbent: a local descent, mapped to its sign case (same function, same loss)
-    k_inc, w_inc = canonical_weights(P, local_incumbent(P, restarts=restarts, seed=seed))
+    # (32 descents found the optimum of 100-sample 1-2-1 instances where 8 did not; at most 5% of the time)
+    budget = None if time_limit is None else 0.05 * float(time_limit)
+    k_inc, w_inc = canonical_weights(P, local_incumbent(P, restarts=restarts, seed=seed, budget=budget))
     inc_loss = P.forward_loss(w_inc)
     lock = threading.Lock()
     state = {"loss": inc_loss, "weights": w_inc, "k": k_inc, "source": "local descent"}
