@@ -36,8 +36,11 @@ class ScipDirectBackend(Backend):
         import pyscipopt  # noqa: F401
 
     def compile(self, model: Model, time_limit):
+        import time
+
         import pyscipopt as ps
 
+        self._t_compile = time.perf_counter()   # the time limit covers the hand-over too
         sm = ps.Model(model.name)
         sm.hideOutput()
         lb, ub, integer = model.lb, model.ub, model.integer
@@ -81,7 +84,10 @@ class ScipDirectBackend(Backend):
     def run(self, native, time_limit):
         sm, x = native
         if time_limit is not None:
-            sm.setParam("limits/time", float(max(time_limit, 0.01)))
+            import time
+
+            spent = time.perf_counter() - getattr(self, "_t_compile", time.perf_counter())
+            sm.setParam("limits/time", float(max(time_limit - spent, 0.01)))
         sm.setParam("limits/gap", float(self.options.get("gap", DEFAULT_GAP)))
         sm.setParam("limits/absgap", float(self.options.get("absgap", DEFAULT_ABSGAP)))
         sm.setParam("numerics/feastol", float(self.options.get("feastol", DEFAULT_FEASTOL)))

@@ -186,6 +186,8 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
     order = [k for k in cases if k != k_inc] + [k_inc]     # the incumbent's case, usually hardest, last
     pending = list(order)
     rounds = 0
+    if deadline is not None:
+        deadline -= 1.0      # kept for the final certificate and the split-model point
     while pending:
         rounds += 1
         left = None if deadline is None else deadline - time.perf_counter()
