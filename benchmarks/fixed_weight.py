@@ -224,7 +224,7 @@ def pyscipopt_ml(weights, solve, time_limit, gap, repeats, formulation="bigm"):
         m.hideOutput()
         n0 = weights[0][0].shape[1]
         x = np.array([[m.addVar(lb=0.0, ub=1.0) for _ in range(n0)]], dtype=object)
-        y = np.array([[m.addVar(lb=None, ub=None)]], dtype=object)
+        y = np.array([[m.addVar(lb=None, ub=None) for _ in range(weights[-1][0].shape[0])]], dtype=object)
         pc = add_sequential_constr(m, seq, x, y, formulation=formulation)
         m.setObjective(y[0, 0], "maximize")
         return m, pc, x, y

@@ -124,6 +124,7 @@ def test_cases_match_the_oracle_on_every_exact_backend(backend, loss):
     assert sol.bound <= sol.objective + 1e-9
 
 
+@pytest.mark.slow   # the oracle enumerates ~10^4 QPs (about 3 minutes on a loaded 2-core machine)
 def test_three_units_match_the_oracle():
     from unrectify.cases import solve_sign_enumerated
 
