@@ -28,6 +28,8 @@ _REGISTERED = (
     ".cvxpy_backend:CvxpyBackend",
     ".scip:ScipBackend",
     ".gurobi:GurobiBackend",
+    ".scip_direct:ScipDirectBackend",
+    ".cases:SignEnumeratedBackend",     # problem-level, certifies: before the ALM for auto
     ".alm.backend:AlmBackend",
 )
 for _entry in _REGISTERED:

@@ -1,4 +1,4 @@
-"""Time to certify split/binary vs split/interval (and bigm/binary) with SCIP.
+"""Time to certify split/binary vs split/interval (and bigm/binary, and the sign-enumerated route) with SCIP.
 
 Grid: samples x widths x symmetry breaking x forms, one seeded instance per cell.  Prints a
 table and, with --json, writes every run plus a summary (largest instance certified within the
@@ -6,6 +6,9 @@ time limit per form).  Example (the measured table in docs/benchmarks.md):
 
     python benchmarks/certify.py --samples 6,8,10,12,16 --widths 1,2,1 1,3,1 2,2,1 \
         --time-limit 60 --jobs 2 --json benchmarks/results/certify.json
+
+``--forms sign-enumerated/cases --merge benchmarks/results/certify.json`` adds the exact route's
+column to an earlier run (each route solve uses one process per sign case).
 """
 
 from __future__ import annotations
@@ -23,12 +26,20 @@ from unrectify.formulations import random_instance  # noqa: E402
 from unrectify import solve  # noqa: E402
 from unrectify.atomic import write_json_atomic  # noqa: E402
 
-FORMS = (("split", "binary"), ("split", "interval"), ("bigm", "binary"))
+FORMS = (("split", "binary"), ("split", "interval"), ("bigm", "binary"), ("sign-enumerated", "cases"))
+#: the sign-enumerated route breaks both symmetries by construction (scaling: |v_j| = B per case;
+#: permutation: bias order per sign class), so it runs only in the "sym" column
+ROUTE_FORM = ("sign-enumerated", "cases")
 
 
 def run_cell(n, widths, sb, enc, dom, time_limit, backend, seed):
     p = random_instance(n, widths, seed)
-    s = solve(p, enc, dom, backend=backend, time_limit=time_limit, symmetry_breaking="all" if sb else "none")
+    if (enc, dom) == ROUTE_FORM:
+        from unrectify.backends.cases import solve_sign_enumerated
+
+        s = solve_sign_enumerated(p, time_limit=time_limit)
+    else:
+        s = solve(p, enc, dom, backend=backend, time_limit=time_limit, symmetry_breaking="all" if sb else "none")
     return {"samples": n, "widths": ",".join(map(str, widths)), "symmetry_breaking": sb, "encoding": enc,
             "domain": dom, "status": s.status, "objective": s.objective, "bound": s.bound,
             "gap": s.gap, "seconds": round(s.seconds, 3), "certified": bool(s.certified_optimal),
@@ -50,7 +61,7 @@ def summarise(rows, time_limit):
 
 def to_markdown(rows, time_limit) -> str:
     """Table: one line per (widths, N); cells = seconds to certify, or '>limit (gap)'."""
-    cols = [(e, d, sb) for sb in (False, True) for e, d in FORMS]
+    cols = [(e, d, sb) for sb in (False, True) for e, d in FORMS if sb or (e, d) != ROUTE_FORM]
     head = "| widths | N | " + " | ".join(f"{e}/{d} {'sym' if sb else 'plain'}" for e, d, sb in cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 2)]
     keys = sorted({(r["widths"], r["samples"]) for r in rows})
@@ -78,6 +89,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--symmetry", choices=["both", "on", "off"], default="both",
                     help="on = permutation + scaling symmetry breaking (identical in every form), off = none")
+    ap.add_argument("--forms", default=",".join(f"{e}/{d}" for e, d in FORMS),
+                    help="comma-separated forms to run (default all; sign-enumerated/cases is the exact route "
+                         "of unrectify.backends.cases)")
+    ap.add_argument("--merge", metavar="JSON", help="keep the runs of an earlier --json file for cells not run now")
     ap.add_argument("--jobs", type=int, default=1, help="solves run in parallel (one core each)")
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--markdown-from", metavar="JSON", help="only print the markdown table of an earlier --json run")
@@ -91,8 +106,19 @@ def main(argv=None) -> int:
     widths = [tuple(int(x) for x in w.split(",")) for w in args.widths]
     sbs = {"both": (False, True), "on": (True,), "off": (False,)}[args.symmetry]
     # True -> "all" kinds (permutation + scaling), False -> none
-    cells = [(n, w, sb, e, d) for w in widths for n in samples for sb in sbs for e, d in FORMS]
+    forms = [tuple(f.split("/")) for f in args.forms.split(",") if f]
+    for f in forms:
+        if f not in FORMS:
+            ap.error(f"unknown form {'/'.join(f)}; choose from {', '.join(e + '/' + d for e, d in FORMS)}")
+    cells = [(n, w, sb, e, d) for w in widths for n in samples for sb in sbs for e, d in forms
+             if sb or (e, d) != ROUTE_FORM]
     rows = []
+    if args.merge:
+        with open(args.merge) as fh:
+            old = json.load(fh)["runs"]
+        fresh = {(n, ",".join(map(str, w)), sb, e, d) for n, w, sb, e, d in cells}
+        rows = [r for r in old if (r["samples"], r["widths"], r["symmetry_breaking"], r["encoding"], r["domain"])
+                not in fresh]
     t0 = time.perf_counter()
     hdr = f"{'N':>3} {'widths':7} {'sb':3} {'form':16} {'status':10} {'objective':>12} {'gap':>9} {'seconds':>8}"
     print(hdr)

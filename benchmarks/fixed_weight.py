@@ -46,7 +46,7 @@ from unrectify.formulations.fixed_weight import FixedNetwork, build_output_bound
 from unrectify.fixed import tighten_bounds
 from unrectify.atomic import write_json_atomic
 
-INSTALL = {"omlt": "pip install omlt==1.2.2", "gurobi_ml": "pip install gurobi-machinelearning==1.7.0",
+INSTALL = {"omlt": "pip install omlt==1.2.2", "pyscipopt_ml": "pip install pyscipopt-ml==1.4.1", "gurobi_ml": "pip install gurobi-machinelearning==1.7.0",
            "torch": "pip install torch==2.13.0", "gurobipy": "pip install gurobipy"}
 GRB_LIMIT = 2000
 
@@ -209,6 +209,80 @@ def gurobi_ml(weights, solve, time_limit, gap, repeats):
     return rec
 
 
+# ---------------------------------------------------------------------- pyscipopt-ml
+def pyscipopt_ml(weights, solve, time_limit, gap, repeats, formulation="bigm"):
+    """pyscipopt-ml ``add_sequential_constr`` on a float32 torch.nn.Sequential, solved by SCIP."""
+    import pyscipopt as ps
+    from pyscipopt_ml.torch import add_sequential_constr
+
+    from unrectify.torch_io import to_torch
+
+    seq = to_torch(weights, dtype="float32")
+
+    def build():
+        m = ps.Model()
+        m.hideOutput()
+        n0 = weights[0][0].shape[1]
+        x = np.array([[m.addVar(lb=0.0, ub=1.0) for _ in range(n0)]], dtype=object)
+        y = np.array([[m.addVar(lb=None, ub=None) for _ in range(weights[-1][0].shape[0])]], dtype=object)
+        pc = add_sequential_constr(m, seq, x, y, formulation=formulation)
+        m.setObjective(y[0, 0], "maximize")
+        return m, pc, x, y
+
+    build_s, (m, pc, x, y) = best_of(build, repeats)
+    rec = {"tool": "pyscipopt-ml", "formulation": f"relu {formulation}", "vars": m.getNVars(),
+           "cons": m.getNConss(), "binaries": m.getNBinVars(), "build_s": build_s}
+    if solve:
+        m.setParam("limits/time", float(time_limit))
+        m.setParam("limits/gap", float(gap))
+        t0 = time.perf_counter()
+        m.optimize()
+        rec["solve_s"] = time.perf_counter() - t0
+        st = m.getStatus()
+        rec["status"] = {"optimal": "optimal", "gaplimit": "optimal", "timelimit": "time_limit"}.get(st, st)
+        if m.getNSols():
+            rec["objective"] = float(m.getObjVal())
+            xv = np.array([[m.getVal(v) for v in x[0]]])
+            rec["forward_check"] = float(abs(FixedNetwork(weights, 0.0, 1.0).forward(xv)[0, 0] - rec["objective"]))
+        else:
+            rec["objective"] = None
+        b = m.getDualbound()
+        rec["bound"] = float(b) if np.isfinite(b) and abs(b) < 1e19 else None
+    return rec
+
+
+# ---------------------------------------------------------------------- unrectify, OBBT + SCIP
+def ours_obbt_scip(weights, solve, time_limit, gap, repeats, samples=20000, seed=0):
+    """bigm/binary with bounds from LP-OBBT over the whole network under the output cut-off
+    ``y >= best sampled output`` (backends/obbt.py), solved by SCIP (scip-direct) from that
+    sample.  Sampling and OBBT are counted as build time."""
+    from unrectify.backends.obbt import fixed_network_bounds
+
+    net = FixedNetwork(weights, 0.0, 1.0)
+    xs = np.random.default_rng(seed).uniform(0.0, 1.0, (samples, net.n_inputs))
+
+    def build():
+        ys = net.forward(xs)[:, 0]
+        best = int(np.argmax(ys))
+        b = fixed_network_bounds(net, passes=1, cutoff=float(ys[best]), time_limit=time_limit)
+        fm = build_output_bound_model(net, 0, "max", "bigm", "binary", bounds=b)
+        return fm, xs[best]
+
+    build_s, (fm, x0) = best_of(build, repeats)
+    m = fm.model
+    rec = {"tool": "unrectify", "formulation": "bigm/obbt+cutoff (SCIP)", "vars": m.n_vars,
+           "cons": m.n_constraints, "binaries": m.n_integer, "build_s": build_s}
+    if solve:
+        be = get_backend("scip-direct", gap=gap, start=fm.point_from_input(x0[None, :]))
+        raw = be.solve(m, time_limit=time_limit, guard=False)
+        rec.update(solve_s=raw.seconds, status=raw.status,
+                   objective=None if raw.objective is None else -raw.objective,
+                   bound=None if raw.bound is None else -raw.bound)
+        if raw.x is not None:
+            rec["forward_check"] = float(abs(fm.net.forward(fm.input_value(raw.x))[0, 0] - rec["objective"]))
+    return rec
+
+
 # ---------------------------------------------------------------------- driver
 def agree(a, b, rtol):
     return a is not None and b is not None and abs(a - b) <= rtol * max(1.0, abs(a), abs(b))
@@ -221,15 +295,23 @@ def run_net(spec, args, log):
     name = "-".join(map(str, widths))
     recs = []
     for bounds in args.bounds:
+        if bounds == "obbt-scip":
+            continue   # its own row below (SCIP, not HiGHS)
         if bounds == "lp" and not solve:
             continue   # LP tightening is solver work: only for networks that are solved
         recs.append(ours(weights, "bigm", bounds, solve, args.time_limit, args.gap, args.repeats))
+    if have("pyscipopt") and "obbt-scip" in args.bounds:
+        recs.append(ours_obbt_scip(weights, solve, args.time_limit, args.gap, args.repeats))
     recs.append(ours(weights, "complementarity", "interval", False, args.time_limit, args.gap, args.repeats))
     if have("omlt"):
         recs.append(omlt(weights, "bigm", solve, args.time_limit, args.gap, args.repeats))
         recs.append(omlt(weights, "complementarity", False, args.time_limit, args.gap, args.repeats))
     else:
         log(f"omlt not installed: {INSTALL['omlt']} (skipped)")
+    if have("pyscipopt_ml") and have("torch"):
+        recs.append(pyscipopt_ml(weights, solve, args.time_limit, args.gap, args.repeats))
+    else:
+        log(f"pyscipopt-ml not installed: {INSTALL['pyscipopt_ml']} (skipped)")
     if have("gurobi_ml") and have("torch") and have("gurobipy"):
         recs.append(gurobi_ml(weights, solve, args.time_limit, args.gap, args.repeats))
     else:
@@ -273,8 +355,9 @@ def main(argv=None) -> int:
     ap.add_argument("--gap", type=float, default=1e-6, help="relative MIP gap for every solver")
     ap.add_argument("--repeats", type=int, default=3, help="builds timed (best of)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--bounds", nargs="+", default=["interval", "crown"], choices=["interval", "crown", "lp"],
-                    help="unrectify bound methods (lp: LP-based tightening by HiGHS, counted in build seconds)")
+    ap.add_argument("--bounds", nargs="+", default=["interval", "crown"], choices=["interval", "crown", "lp", "obbt-scip"],
+                    help="unrectify bound methods (lp: LP-based tightening by HiGHS, counted in build seconds; "
+                         "obbt-scip: OBBT over the whole network under a sampled output cut-off, solved by SCIP)")
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -300,9 +383,10 @@ def main(argv=None) -> int:
         from importlib.metadata import PackageNotFoundError, version
 
         versions = {}
-        for mod in ("omlt", "gurobi_ml", "gurobipy", "highspy", "pyomo", "torch", "numpy", "scipy"):
+        for mod in ("omlt", "gurobi_ml", "gurobipy", "highspy", "pyomo", "torch", "numpy", "scipy", "pyscipopt",
+                    "pyscipopt_ml"):
             try:
-                versions[mod] = version({"gurobi_ml": "gurobi-machinelearning"}.get(mod, mod))
+                versions[mod] = version({"gurobi_ml": "gurobi-machinelearning", "pyscipopt_ml": "pyscipopt-ml"}.get(mod, mod))
             except PackageNotFoundError:
                 versions[mod] = None
         write_json_atomic(args.json, {"args": vars(args), "versions": versions, "cpus": os.cpu_count(),

@@ -125,12 +125,13 @@ def test_auto_routes_large_interval_form_to_alm_and_says_why():
     from unrectify import random_instance, solve
     from unrectify.routing import route
 
-    p = random_instance(40, (1, 2, 1))          # 80 activation variables > 64
+    # 80 activation variables > 64; two outputs, so the exact sign enumeration does not apply
+    p = random_instance(40, (1, 2, 2))
     r = route(p, "split", "interval")
     assert r.backend == "alm" and not r.certifies
     assert r.reason == ("split/interval form has 80 activation variables > 64 (scip's limit for auto): "
                         "routed to alm, not certified")
-    small = route(random_instance(4, (1, 2, 1)), "split", "interval")
+    small = route(random_instance(4, (1, 2, 2)), "split", "interval")
     assert small.backend == "scip" and small.certifies and "QCQP" in small.reason
     # a form the ALM does not take stays exact, and says so
     other = route(p, "bigm", "interval")

@@ -132,6 +132,11 @@ def print_report(report, out=None) -> None:
         for s, why in routes:
             print(f"  {s.encoding}/{s.domain} -> {s.backend}: {why}", file=out)
     print(file=out)
+    routes = [(s.encoding, s.domain, s.extra.get("route")) for s in report.runs if s.extra.get("route")]
+    for enc, dom, route in routes:
+        print(f"route {enc}/{dom}: {route}", file=out)
+    if routes:
+        print(file=out)
     print("verdicts:", file=out)
     for v in report.verdicts:
         if v.backend is not None:
