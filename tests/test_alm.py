@@ -479,3 +479,45 @@ def test_result_names_tell_pure_alm_from_refined():
     assert small.method == "blocks" and small.name in ("alm", "alm+slsqp")
     with pytest.raises(InputError, match="method"):
         solve_alm(p, method="nope")
+
+
+# ---------------------------------------------------------------- wide layers (issue 16)
+def test_wide_output_fit_matches_the_gram_solve():
+    """The kernel-form output fit (layer wider than the data) solves the same box QP as the
+    (n+1) x (n+1) Gram path: equal objective, with and without active bounds."""
+    from unrectify.backends.alm.boxls import box_ls_wide
+    from unrectify.backends.alm.state import augmented_gram
+
+    rng = np.random.default_rng(3)
+    N, n = 12, 150
+    H = np.maximum(rng.standard_normal((N, n)), 0.0)
+    Y = rng.standard_normal((N, 2))
+    T0 = rng.uniform(-0.01, 0.01, (n + 1, 2))
+    G = augmented_gram(H)
+    eps = 1e-6 * np.trace(G) / (n + 1)
+    G[np.diag_indices(n + 1)] += eps
+    h = np.vstack([H.T @ Y, Y.sum(axis=0)[None, :]]) + eps * T0
+
+    def q(t):
+        return 0.5 * np.einsum("ij,ij->j", t, G @ t) - np.einsum("ij,ij->j", h, t)
+
+    for B in (None, 10.0, 0.05):
+        a = box_qp(G, h, B, T0, iters=2000)
+        b = box_ls_wide(H, Y, B, T0, eps, iters=2000)
+        if B is not None:
+            assert np.abs(b).max() <= B
+        np.testing.assert_allclose(q(b), q(a), rtol=1e-6, atol=1e-9)
+
+
+def test_wide_network_honours_the_time_limit():
+    """A 1-8000-1 net on 20 samples: the start's output fit must not form and factorise the
+    8001 x 8001 Gram (about 8 s before the fix, against a 1 s limit)."""
+    import time
+
+    p = random_instance(20, (1, 8000, 1), seed=0)
+    t = time.perf_counter()
+    res = solve_alm(p, restarts=10, time_limit=1.0)
+    wall = time.perf_counter() - t
+    assert wall <= 1.0 + 3.0, f"took {wall:.1f} s against a 1 s limit"
+    assert res.status == "time_limit" or "time_limit" in res.stop_reason
+    assert math.isfinite(res.forward_loss)

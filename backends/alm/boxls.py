@@ -12,6 +12,13 @@ step on the free variables, Armijo search along the projection arc) when ``n+1``
 (batched ``(m, d, d)`` solves), else by monotone projected gradient with step ``1/lambda_max``.
 Both start from the better of the previous value and the clipped unconstrained minimiser, and
 never increase ``q``, so the weight block update never increases the augmented Lagrangian.
+
+`box_ls_wide` solves the same problem when the layer is wider than the data (``n + 1 > N``)
+without ever forming ``G``: with ``A = [H, 1]`` (``N x (n+1)``) and ``G = A^T A + eps I``,
+the unconstrained minimiser of ``1/2 t^T G t - (A^T y + eps t0)^T t`` is, by Woodbury,
+``t = t0 + A^T (A A^T + eps I)^{-1} (y - A t0)`` (an ``N x N`` solve: O(N^2 n) instead of the
+O(n^3) Cholesky of ``G``, and O(N n) memory instead of O(n^2)), and projected gradient needs
+only ``G t = A^T (A t) + eps t`` and ``lambda_max(G) = lambda_max(A A^T) + eps``.
 """
 
 from __future__ import annotations
@@ -90,6 +97,49 @@ def _enumerate_faces(G: np.ndarray, H: np.ndarray, B: float) -> np.ndarray:
     qv = np.where(feas, qv, np.inf)
     best = np.argmin(qv, axis=0)
     return np.clip(theta[best, :, np.arange(m)].T, -B, B)
+
+
+def box_ls_wide(H: np.ndarray, Y: np.ndarray, B: float | None, T0: np.ndarray, eps: float, *,
+                iters: int = 100, tol: float = 1e-13) -> np.ndarray:
+    """``min_t 1/2 ||A t - y_j||^2 + eps/2 ||t - t0_j||^2`` over ``|t| <= B`` for every column
+    ``y_j`` of ``Y`` (``N x m``), ``A = [H, 1]``, without forming ``A^T A`` (see the module
+    docstring); the same minimiser as `box_qp` on ``G = A^T A + eps I``, ``h = A^T y + eps t0``.
+    Returns ``(n+1) x m`` float64."""
+    N, n = H.shape
+    K = H @ H.T + 1.0  # A A^T, N x N (the ones column adds 1 everywhere)
+    K[np.diag_indices(N)] += eps
+    R = Y - (H @ T0[:n] + T0[n])  # residual of the prior t0
+    C = cho_solve(cho_factor(K, lower=False, check_finite=False), R, check_finite=False)  # N x m
+    T = T0 + np.vstack([H.T @ C, C.sum(axis=0, keepdims=True)])
+    if B is None:
+        return T
+    bad = np.flatnonzero(np.abs(T).max(axis=0) > B)
+    if bad.size == 0:
+        return T
+    Yb, T0b = Y[:, bad], T0[:, bad]
+
+    def Gt(t: np.ndarray) -> np.ndarray:
+        v = H @ t[:n] + t[n]
+        return np.vstack([H.T @ v, v.sum(axis=0, keepdims=True)]) + eps * t
+
+    hb = np.vstack([H.T @ Yb, Yb.sum(axis=0, keepdims=True)]) + eps * T0b
+
+    def q(t: np.ndarray) -> np.ndarray:
+        return 0.5 * np.einsum("ij,ij->j", t, Gt(t)) - np.einsum("ij,ij->j", hb, t)
+
+    Tc = np.clip(T[:, bad], -B, B)
+    T0c = np.clip(T0b, -B, B)
+    Tb = np.where(q(Tc) <= q(T0c), Tc, T0c)  # column-wise choice
+    lam = float(np.linalg.eigvalsh(K)[-1])  # = lambda_max(G): A A^T and A^T A share nonzero eigenvalues
+    step = 1.0 / max(lam, 1e-300)
+    scale = max(float(np.einsum("ij,ij->j", H, H).max(initial=0.0)), float(N)) + eps  # max diag(G)
+    for _ in range(iters):
+        g = Gt(Tb) - hb
+        if _pg_norm(Tb, g, B).max() <= tol * scale * max(B, 1.0):
+            break
+        Tb = np.clip(Tb - step * g, -B, B)
+    T[:, bad] = Tb
+    return T
 
 
 def _pg_norm(T: np.ndarray, g: np.ndarray, B: float) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 from unrectify.formulations.network import predict
 from unrectify.formulations.problem import TrainingProblem
 
-from .boxls import box_qp
+from .boxls import box_ls_wide, box_qp
 from .state import augmented_gram
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
@@ -57,8 +57,18 @@ def _kink_layer(H: np.ndarray, n_out: int, q: np.ndarray, rng: np.random.Generat
 
 def fit_output(H: np.ndarray, Y: np.ndarray, B: float | None, old: tuple[np.ndarray, np.ndarray] | None = None,
                **box: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact box-constrained least squares ``min ||H W^T + 1 b^T - Y||^2``, ``|W|, |b| <= B``."""
+    """Exact box-constrained least squares ``min ||H W^T + 1 b^T - Y||^2``, ``|W|, |b| <= B``
+    (plus a tiny proximal term to ``old``); through the ``(n+1)^2`` Gram, or, when ``H`` is wider
+    than tall, through the ``N x N`` kernel (`box_ls_wide`: O(N^2 n) time, O(N n) memory)."""
     n = H.shape[1]
+    if n + 1 > max(H.shape[0], box.get("newton_dim", 64)):
+        # wider than the data: the N x N kernel form, never the (n+1)^2 Gram nor its O(n^3)
+        # factorisation (a 1-20000-1 net: 3.2 GB and ~80 s otherwise)
+        eps = 1e-10 * max((float(np.einsum("ij,ij->", H, H)) + H.shape[0]) / (n + 1), 1e-300)
+        T0 = np.zeros((n + 1, Y.shape[1])) if old is None else np.vstack([old[0].T, old[1][None, :]])
+        theta = box_ls_wide(H, np.asarray(Y, dtype=np.float64), B, T0, eps,
+                            **{k: v for k, v in box.items() if k == "iters"})
+        return np.ascontiguousarray(theta[:n].T), theta[n].copy()
     G = augmented_gram(H)
     eps = 1e-10 * max(float(np.trace(G)) / (n + 1), 1e-300)
     G[np.diag_indices(n + 1)] += eps

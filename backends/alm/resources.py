@@ -11,7 +11,8 @@ Time: the first weight update of every layer forms the Gram ``N (n+1)^2`` and fa
 ``(n+1)^3 / 3`` flops; at the measured dense flop rate of this machine that is a lower bound
 on the time before the ALM can return a first iterate.  The reduced-space method
 (``reduced.py``) takes mini-batch steps on the weights and forms no Gram of a hidden layer, so for
-it only the input layer's Gram (the data's, used by the initialisation) counts.
+it only the initialisation's output-layer fit counts: the ``(n_{L-1} + 1)^2`` Gram, or, for a
+layer wider than the data, the ``N x N`` kernel of its dual form (``boxls.box_ls_wide``).
 """
 
 from __future__ import annotations
@@ -28,11 +29,15 @@ TIME_MARGIN = 10.0
 
 def estimate(problem: TrainingProblem, restarts: int, reduced: bool = False) -> dict:
     """``{"bytes": ..., "first_update_flops": ..., "largest_gram": n}`` for ``solve_alm``
-    (``reduced``: the reduced-space method, which forms only the input layer's Gram)."""
+    (``reduced``: the reduced-space method, which factorises only the output fit of its start)."""
     N = problem.n_samples
     widths = problem.widths
     hidden = sum(widths[1:-1])
-    grams = [widths[l - 1] + 1 for l in range(1, 2 if reduced else len(widths))]
+    if reduced:  # init.fit_output: the Gram, or the N x N kernel once the layer is wider than the data
+        g = widths[-2] + 1
+        grams = [g if g <= max(N, 64) else N]
+    else:
+        grams = [widths[l - 1] + 1 for l in range(1, len(widths))]
     words = (int(restarts) * hidden + 2 * sum(g * g for g in grams)
              + ITERATE_ARRAYS * N * sum(widths[1:]))
     flops = sum(N * g * g + g ** 3 / 3 for g in grams)

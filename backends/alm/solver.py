@@ -107,7 +107,9 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
            polish_callback: Callable[[int, list, float], Any] | None = None) -> ALMResult:
     t0 = time.perf_counter()
     deadline = None if time_limit is None else t0 + float(time_limit)
-    ctx = make_context(problem, opts.dtype, opts.box_newton_dim, opts.box_iters)
+    # the block method's context holds the input Gram (n_0 + 1)^2; the reduced method needs none
+    ctx = None if _use_reduced(problem, opts) else make_context(problem, opts.dtype, opts.box_newton_dim,
+                                                                 opts.box_iters)
     rng = np.random.default_rng(int(seed))
     hidden_widths = problem.widths[1:-1]
     perms = [np.array([rng.permutation(restarts) for _ in range(n)]) for n in hidden_widths]
