@@ -248,7 +248,7 @@ MAX_GRACE_SECONDS = 8.0
 
 def grace_seconds(time_limit: float) -> float:
     """Seconds the guard waits past ``time_limit`` for the solver to stop by itself."""
-    return min(2.0 + 0.1 * time_limit, MAX_GRACE_SECONDS)
+    return min(1.0 + 0.1 * time_limit, MAX_GRACE_SECONDS)
 
 
 def _die_with_parent() -> None:

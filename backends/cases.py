@@ -292,6 +292,11 @@ def solve_split_by_cases(problem: TrainingProblem, domain: str = "interval",
                     symmetry_breaking=list(tm.symmetry_breaking), message=sol.message, point=point, extra=extra)
 
 
+#: largest hidden width (h + 1 cases) and activation count N h the sign-enumerated backend takes
+MAX_HIDDEN = 8
+MAX_ACTIVATIONS = 20000
+
+
 class SignEnumeratedBackend(Backend):
     """The split form of a single-output, one-hidden-layer problem with a weight box, solved
     exactly by read-out sign enumeration (module docstring; proofs in docs/theory.md): one convex
@@ -314,6 +319,12 @@ class SignEnumeratedBackend(Backend):
             why = sign_enumeration_reason(problem)
             if why:
                 return f"backend {cls.name!r}: sign enumeration {why}"
+            h = problem.widths[1]
+            if h > MAX_HIDDEN or problem.n_samples * h > MAX_ACTIVATIONS:
+                # h + 1 cases of N h binaries each: beyond these sizes no case closes in minutes
+                return (f"backend {cls.name!r}: sign enumeration is for narrow networks (hidden width <= "
+                        f"{MAX_HIDDEN}, samples x width <= {MAX_ACTIVATIONS}), got width {h} with "
+                        f"{problem.n_samples} samples")
             try:
                 problem.bounds()      # the big-M constants of every case come from these bounds
             except InputError as exc:

@@ -217,6 +217,10 @@ def test_auto_routes_large_split_instances_to_the_sign_enumeration():
     assert route(P, "bigm", "binary").backend != SIGN_ENUMERATED
     two_outputs = route(random_instance(40, (1, 2, 2), seed=0), "split", "interval")
     assert two_outputs.backend != SIGN_ENUMERATED and not two_outputs.certifies
+    # h + 1 cases: wide hidden layers are not enumerated (a 1-20000-1 net would be 20001 cases)
+    wide = random_instance(40, (1, 9, 1), seed=0)
+    assert route(wide, "split", "binary").backend != SIGN_ENUMERATED
+    assert "narrow networks" in SignEnumeratedBackend.takes(wide, "split", "binary")
     small = route(random_instance(8, (1, 2, 1), seed=0), "split", "interval")
     assert small.backend != SIGN_ENUMERATED and small.certifies
 
