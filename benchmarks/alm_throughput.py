@@ -19,6 +19,8 @@ multipliers) plus the data.
 
 from __future__ import annotations
 
+from unrectify.formulations.validation import parse_widths
+
 import argparse
 import json
 import os
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    widths = [int(x) for x in args.widths.split(",")]
+    widths = list(parse_widths(args.widths, name="--widths"))
     if args.child is not None:
         out = child(int(args.child), widths, args.outer, args.inner, args.dtype, args.threads, args.seed)
         print("RESULT " + json.dumps(out))

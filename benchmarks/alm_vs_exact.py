@@ -30,6 +30,8 @@ is meaningless) are skipped and listed.
 
 from __future__ import annotations
 
+from unrectify.formulations.validation import parse_widths
+
 import argparse
 import json
 import math
@@ -318,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.quick:
         args.instances, args.restarts, args.exact_time_limit = 3, 3, min(args.exact_time_limit, 60.0)
-    widths = tuple(int(x) for x in args.widths.split(","))
+    widths = parse_widths(args.widths, name="--widths")
     methods = [m for m in args.methods.split(",") if m]
     bad = sorted(set(methods) - set(METHODS))
     if bad:

@@ -13,6 +13,8 @@ column to an earlier run (each route solve uses one process per sign case).
 
 from __future__ import annotations
 
+from unrectify.formulations.validation import parse_widths
+
 import argparse
 import json
 import os
@@ -103,7 +105,7 @@ def main(argv=None) -> int:
         print(to_markdown(doc["runs"], doc["time_limit"]))
         return 0
     samples = [int(s) for s in args.samples.split(",")]
-    widths = [tuple(int(x) for x in w.split(",")) for w in args.widths]
+    widths = [parse_widths(w, name="--widths") for w in args.widths]
     sbs = {"both": (False, True), "on": (True,), "off": (False,)}[args.symmetry]
     # True -> "all" kinds (permutation + scaling), False -> none
     forms = [tuple(f.split("/")) for f in args.forms.split(",") if f]
