@@ -295,6 +295,14 @@ def _solve(**kw):
     return f
 
 
+def _verify(**kw):
+    def f():
+        import unrectify
+
+        return unrectify.verify(random_instance(4, (1, 2, 1)), **kw)
+    return f
+
+
 def _alm(**kw):
     def f():
         from unrectify.backends.alm import solve_alm
@@ -393,6 +401,8 @@ API_CASES = [
     ("solve-time-limit-nan", _solve(backend="cvxpy", encoding="bigm", domain="interval", time_limit=float("nan")),
      (InputError, ModelClassError), ("",)),
     ("solve-symmetry-unknown", _solve(symmetry_breaking="mirror"), UnknownNameError, ("mirror",)),
+    ("verify-encoding-twice", _verify(encodings=["split", "split"]), InputError, ("encoding split", "more than once")),
+    ("verify-backend-twice", _verify(encodings=["split"], backend="scip,scip"), InputError, ("backend scip", "more than once")),
     ("alm-restarts-zero", _alm(restarts=0), InputError, ("restarts",)),
     ("alm-restarts-huge", _alm(restarts=10**9), ResourceLimitError, ("memory",)),
     ("alm-time-limit-negative", _alm(time_limit=-1), InputError, ("time_limit",)),

@@ -173,7 +173,15 @@ def backend_list(backend: str | Sequence[str]) -> list[str]:
     names = [b for b in names if b]
     if not names:
         raise InputError("no backend given")
+    _refuse_repeats("backend", names)
     return names
+
+
+def _refuse_repeats(what: str, names: Sequence[str]) -> None:
+    """A name given twice would solve the same forms twice: refused in one line."""
+    twice = sorted({n for n in names if list(names).count(n) > 1})
+    if twice:
+        raise InputError(f"{what} {', '.join(twice)} given more than once")
 
 
 def _certifies(sol: Solution) -> bool:
@@ -226,6 +234,7 @@ def verify(
     from unrectify.formulations.builder import symmetry_kinds
 
     encs = [get_encoding(e) for e in encodings]   # unknown names fail before any solve
+    _refuse_repeats("encoding", [e.name for e in encs])
     backends = backend_list(backend)
     preflight(problem, encs, backends, symmetry_breaking, **backend_options)
     report = VerifyReport(problem=problem.describe() | {"symmetry_breaking": list(symmetry_kinds(symmetry_breaking)),
