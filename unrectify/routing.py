@@ -8,10 +8,11 @@ Routing reads nothing but :class:`unrectify.backends.Capabilities` (no backend i
 2. a *training problem* (:func:`route`): with a weight box, the backend step 1 picks for the
    formulation (its class is found on a 2-sample copy of the problem, without building the full
    model), when the instance is within that backend's ``max_binaries`` / ``max_bilinear``;
-   otherwise (too large, or no weight box) the first installed backend that takes the problem
-   itself (``needs_box`` false, the encoding, domain and loss in its lists), whose answer is then
-   not a certified optimum.  The reason says which and why, e.g. ``split/interval form has 80
-   activation variables > 64 (scip's limit for auto): routed to alm, not certified``.
+   otherwise (too large, or no weight box) the first installed backend, in registry order, that
+   takes the problem itself (level ``problem``; its ``takes`` accepts the encoding, domain, loss,
+   box and size): the exact sign-enumerated backend where it applies, else the ALM solver.  The
+   reason says which, why, and whether the answer can be certified, e.g. ``split/interval form has
+   80 activation variables > 64 (scip's limit for auto): routed to alm, not certified``.
 """
 
 from __future__ import annotations
