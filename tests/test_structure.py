@@ -140,3 +140,23 @@ def test_user_encoding_registration():
     p = random_instance(4)
     m = build_training_model(p, "test-hull", "interval").model
     assert m.problem_class == "QCQP" and "hull1" in m.constraint_blocks
+
+
+def test_every_package_folder_is_installed():
+    """pyproject's explicit package list (package-dir mapping) names every folder with an
+    __init__.py, so a plain `pip install .` carries every module (an editable install hides this)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = cfg["package-dir"]
+    listed = set(cfg["packages"])
+    found = set()
+    for name, folder in mapping.items():
+        for init in (root / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / folder)
+            found.add(".".join([name, *rel.parts]))
+    # a subpackage mapped on its own (unrectify.formulations) is not also a folder of unrectify/
+    assert found - listed == set(), f"package folders missing from pyproject packages: {sorted(found - listed)}"
+    assert listed - found == set(), f"pyproject lists packages with no folder: {sorted(listed - found)}"
