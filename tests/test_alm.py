@@ -521,3 +521,27 @@ def test_wide_network_honours_the_time_limit():
     assert wall <= 1.0 + 3.0, f"took {wall:.1f} s against a 1 s limit"
     assert res.status == "time_limit" or "time_limit" in res.stop_reason
     assert math.isfinite(res.forward_loss)
+
+
+def test_pattern_program_stops_at_its_deadline():
+    """The pattern search's SLSQP (N x width sign constraints, ~0.1 s an iteration at 200 x 40)
+    stops at the solver's deadline instead of running its 100 iterations (measured: a 10 s ALM
+    call took 61 s before)."""
+    import time
+
+    from unrectify.backends.alm.patterns import solve_pattern
+    from unrectify.formulations import TrainingProblem
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (200, 5))
+    Y = np.maximum(X @ rng.normal(size=(5, 3)), 0) @ rng.normal(size=(3, 1))
+    p = TrainingProblem(X, Y, (5, 40, 1), weight_bound=None)
+    w = [(rng.normal(size=(40, 5)), rng.normal(size=40)), (rng.normal(size=(1, 40)), rng.normal(size=1))]
+    D = [(X @ w[0][0].T + w[0][1]) > 0]
+    t0 = time.perf_counter()
+    solve_pattern(p, w, D, max_iter=1)          # the cost of one iteration (and the set-up) here
+    one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = solve_pattern(p, w, D, deadline=t0 + 0.2)   # 100 iterations allowed, the deadline stops it
+    assert time.perf_counter() - t0 < 3 * one + 0.5
+    assert [W.shape for W, _ in out] == [(40, 5), (1, 40)] and all(np.all(np.isfinite(W)) for W, _ in out)

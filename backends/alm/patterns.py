@@ -47,9 +47,18 @@ def _pattern_jacobian(theta: np.ndarray, problem, D: list[np.ndarray], mask: np.
     return (J * sign[:, None]) * mask
 
 
-def solve_pattern(problem, weights: Weights, D: list[np.ndarray], max_iter: int = 100) -> Weights:
-    """SLSQP on the pattern program of ``D`` from ``weights`` (frozen layers fixed)."""
+def solve_pattern(problem, weights: Weights, D: list[np.ndarray], max_iter: int = 100,
+                  deadline: float | None = None) -> Weights:
+    """SLSQP on the pattern program of ``D`` from ``weights`` (frozen layers fixed); stops at
+    ``deadline`` (``time.perf_counter()`` seconds) with the iterate reached."""
+    import time
+
     from scipy.optimize import minimize
+
+    def stop_at_deadline(intermediate_result=None) -> None:
+        # one SLSQP iteration on N x width sign constraints can take 0.1 s: check every one
+        if deadline is not None and time.perf_counter() >= deadline:
+            raise StopIteration
 
     mask = np.concatenate([np.full(W.size + b.size, (l + 1) not in problem.frozen) for l, (W, b) in enumerate(weights)])
     theta0 = pack(weights)
@@ -59,7 +68,7 @@ def solve_pattern(problem, weights: Weights, D: list[np.ndarray], max_iter: int 
     res = minimize(_pattern_loss_grad, theta0, args=(problem, D, mask), jac=True, method="SLSQP", bounds=bounds,
                    constraints=[{"type": "ineq", "fun": lambda t: _pattern_constraints(t, problem, D),
                                  "jac": lambda t: _pattern_jacobian(t, problem, D, mask)}],
-                   options={"maxiter": int(max_iter), "ftol": 1e-15})
+                   callback=stop_at_deadline, options={"maxiter": int(max_iter), "ftol": 1e-15})
     theta = np.asarray(res.x, dtype=np.float64)
     if B is not None:
         theta = np.where(mask, np.clip(theta, -B, B), theta0)
@@ -98,7 +107,7 @@ def pattern_search(problem, weights: Weights, *, max_moves: int = 10, deadline: 
                 return w, moves
             Dn = [d.copy() for d in D]
             Dn[l][i, j] = not Dn[l][i, j]
-            wn = solve_pattern(problem, w, Dn)
+            wn = solve_pattern(problem, w, Dn, deadline=deadline)
             fn = problem.forward_loss(wn)
             if fn < f - 1e-9 * max(abs(f), 1e-12):
                 w, f, improved = wn, fn, True
