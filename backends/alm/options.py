@@ -90,6 +90,7 @@ class ALMOptions:
     batch_size: int = 64
     lr: float = 1e-3
     inner_epochs: int = 1
+    outer_samples: int = 8192
     rho0: float = 1.0
     rho_growth: float = 10.0
     rho_max: float = 1e8
@@ -143,7 +144,7 @@ class ALMOptions:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 < v < 1):
                 raise InputError(f"ALM option {name} must be in (0, 1), got {v!r}")
-        for name in ("batch_size", "inner_epochs", "stall_window"):
+        for name in ("batch_size", "inner_epochs", "outer_samples", "stall_window"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"ALM option {name} must be a positive integer, got {v!r}")

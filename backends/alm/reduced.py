@@ -49,7 +49,7 @@ are per sample.  Each inner iteration takes a sample block (mini-batch) ``I`` an
 3. makes an Adam step on ``(W, b)`` and a proximal-gradient step on ``D_I``
    (``D <- prox_penalty(D - c / kappa)``, ``c = dL/dX * Z``, the same closed form), i.e. a
    stochastic block-coordinate method on the AL subproblem (``inner_epochs`` passes over the
-   data per outer iteration).  The prox puts entries *on* the bounds 0 and 1.
+   data per outer iteration, more on small data sets: at least ``outer_samples`` samples).  The prox puts entries *on* the bounds 0 and 1.
 
 Inner solves are inexact (a fixed number of passes), so the iterates are not certified KKT
 points; the final full-batch stationarity is measured and reported, never assumed.
@@ -441,15 +441,19 @@ def reduced_alm(problem: TrainingProblem, weights: Weights, opts: Any, *, deadli
     rng = np.random.default_rng([int(seed), 7919, restart])
     N = run.N
     bs = min(int(opts.batch_size), N)
+    # an outer iteration (full-data D step, measures, multiplier update) costs about one pass of
+    # inner steps; on small data sets it runs after at least outer_samples samples of inner steps
+    # (digits, N = 1500: every 6 passes), so it does not take half of the time
+    passes = max(int(opts.inner_epochs), -(-int(opts.outer_samples) // N))
     prev_comp = math.inf
-    stall = StallMonitor(opts.stall_window, opts.stall_obj_rtol, opts.stall_viol_ratio)
+    stall = StallMonitor(opts.stall_window, opts.stall_obj_rtol, opts.stall_viol_ratio, opts.tol)
     reason = "max_outer"
     steps = 0
     k = 0
     m = run.outer_pass(opts.lam_max, refresh=False, update=False)
     for k in range(1, opts.max_outer + 1):
         stop = False
-        for _ in range(int(opts.inner_epochs)):
+        for _ in range(passes):
             perm = rng.permutation(N)
             for s in range(0, N, bs):
                 run.step(np.sort(perm[s:s + bs]), opts.lr)

@@ -23,13 +23,17 @@ from unrectify.formulations.validation import available_memory, format_bytes, me
 
 RECORD_BYTES = 512
 ITERATE_ARRAYS = 16
+REDUCED_HIDDEN_ARRAYS = 8
+REDUCED_OUTPUT_ARRAYS = 3
 #: a request is refused on time only when even this multiple of the limit is not enough
 TIME_MARGIN = 10.0
 
 
-def estimate(problem: TrainingProblem, restarts: int, reduced: bool = False) -> dict:
+def estimate(problem: TrainingProblem, restarts: int, reduced: bool = False, itemsize: int = 8) -> dict:
     """``{"bytes": ..., "first_update_flops": ..., "largest_gram": n}`` for ``solve_alm``
-    (``reduced``: the reduced-space method, which factorises only the output fit of its start)."""
+    (``reduced``: the reduced-space method, which factorises only the output fit of its start and
+    keeps ``REDUCED_HIDDEN_ARRAYS`` arrays per hidden entry and ``REDUCED_OUTPUT_ARRAYS`` per
+    output entry, in the working dtype of ``itemsize`` bytes)."""
     N = problem.n_samples
     widths = problem.widths
     hidden = sum(widths[1:-1])
@@ -38,19 +42,26 @@ def estimate(problem: TrainingProblem, restarts: int, reduced: bool = False) -> 
         grams = [g if g <= max(N, 64) else N]
     else:
         grams = [widths[l - 1] + 1 for l in range(1, len(widths))]
-    words = (int(restarts) * hidden + 2 * sum(g * g for g in grams)
-             + ITERATE_ARRAYS * N * sum(widths[1:]))
+    words = int(restarts) * hidden + 2 * sum(g * g for g in grams)
+    if reduced:
+        # D, lam^a, lam^b, the result's Z, X, D and chunk temporaries per hidden entry; the
+        # output Z_L and the data in the working dtype (measured peak on MNIST 60 000 x
+        # 78-512-512-784, float32: 2.2x the D/lam arrays, i.e. ~6.6 arrays per hidden entry)
+        words += (itemsize / 8) * N * (REDUCED_HIDDEN_ARRAYS * hidden
+                                       + REDUCED_OUTPUT_ARRAYS * widths[-1] + widths[0])
+    else:
+        words += ITERATE_ARRAYS * N * sum(widths[1:])
     flops = sum(N * g * g + g ** 3 / 3 for g in grams)
-    return {"bytes": 8 * words + RECORD_BYTES * int(restarts), "first_update_flops": flops,
+    return {"bytes": int(8 * words) + RECORD_BYTES * int(restarts), "first_update_flops": flops,
             "largest_gram": max(grams)}
 
 
 def check_resources(problem: TrainingProblem, restarts: int, time_limit: float | None,
-                    reduced: bool = False) -> None:
+                    reduced: bool = False, itemsize: int = 8) -> None:
     """Raise :class:`ResourceLimitError` (one line, with the figures) when the request cannot
     fit this machine's available memory, or its first weight update alone would take more than
     ``TIME_MARGIN`` times ``time_limit`` at the measured flop rate."""
-    est = estimate(problem, restarts, reduced)
+    est = estimate(problem, restarts, reduced, itemsize)
     avail = available_memory()
     if avail and est["bytes"] > avail:
         raise ResourceLimitError(

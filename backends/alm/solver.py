@@ -89,7 +89,8 @@ def solve_alm(
     if polish_callback is not None and not callable(polish_callback):
         raise InputError("polish_callback must be callable (it receives iteration, weights and loss)")
     opts = ALMOptions.from_kwargs(max_outer=max_outer, max_inner=max_inner, tol=tol, dtype=dtype, **options)
-    check_resources(problem, int(restarts), time_limit, _use_reduced(problem, opts))   # refuse before allocating
+    # refuse before allocating
+    check_resources(problem, int(restarts), time_limit, _use_reduced(problem, opts), np.dtype(opts.dtype).itemsize)
     message = ""
     warm: Weights | None = None
     if init is not None:

@@ -9,12 +9,12 @@ Two registered names, reported side by side (honest names):
 Training (:func:`train_mlp_alm`, shared with the residual decoders) builds
 ``TrainingProblem(X_std, T, (n_in, *hidden, n_out), loss="mse", weight_bound=None)`` (no weight
 box: the decoder is a large unboxed problem) and calls :func:`unrectify.backends.alm.solve_alm`
-with a wall-clock limit: ``max_outer`` outer iterations of ``max_inner`` sweeps from the solver's
-default start, then (``alm+lbfgs`` only) the refinement.
-Measured on the landed solver (docs/alm.md, docs/cs_results.md): at decoder size the ALM phase
-alone does not reach a feasible point within a minute, so ``alm`` is far behind Adam and the
-quality of ``alm+lbfgs`` comes from the refinement. The ALM itself is being reworked (issue 12);
-this module only calls its public entry point.
+with a wall-clock limit from the solver's default start, then (``alm+lbfgs`` only) the refinement.
+At decoder size the solver runs its reduced-space method (docs/alm.md), whose outer iteration is
+one pass over the training pairs; by default (``max_outer=None``) the ALM runs until the time
+limit, a stall or convergence, so ``alm`` uses the same budget as its Adam twin. (A cap of 3
+outer iterations, the default before the reduced method, stopped it after 3 passes over the
+data with the penalty still small.) This module only calls the solver's public entry point.
 
 Optional early stopping of the refinement (``validation`` > 0; off by default): that fraction of
 the training pairs (seeded) is held out; every ``check_every`` refinement iterations the
@@ -37,12 +37,13 @@ from .base import register_decoder
 from .mlp import MLPDecoder, Weights, fold_standardisation, mlp_forward, standardiser, validation_split
 
 
-def check_alm_options(time_limit: float, max_outer: int, max_inner: int, restarts: int, validation: float,
-                      check_every: int, patience: int) -> None:
+def check_alm_options(time_limit: float, max_outer: int | None, max_inner: int | None, restarts: int,
+                      validation: float, check_every: int, patience: int) -> None:
     """Raise :class:`CSInputError` for out-of-range ALM decoder options."""
     if not (np.isfinite(time_limit) and time_limit > 0):
         raise CSInputError(f"alm time_limit must be a positive number of seconds, got {time_limit!r}")
-    if int(max_outer) < 1 or int(max_inner) < 1 or int(restarts) < 1:
+    if (max_outer is not None and int(max_outer) < 1) or (max_inner is not None and int(max_inner) < 1) \
+            or int(restarts) < 1:
         raise CSInputError(f"alm max_outer, max_inner and restarts must be >= 1, got {max_outer}, {max_inner}, {restarts}")
     if not (0 <= validation < 1):
         raise CSInputError(f"alm validation must be a fraction in [0, 1), got {validation!r}")
@@ -51,8 +52,9 @@ def check_alm_options(time_limit: float, max_outer: int, max_inner: int, restart
 
 
 def train_mlp_alm(
-    X: np.ndarray, T: np.ndarray, hidden: Sequence[int], *, time_limit: float = 30.0, max_outer: int = 3,
-    max_inner: int = 5, polish: bool = False, restarts: int = 1, validation: float = 0.0, check_every: int = 10,
+    X: np.ndarray, T: np.ndarray, hidden: Sequence[int], *, time_limit: float = 30.0, max_outer: int | None = None,
+    max_inner: int | None = None, polish: bool = False, restarts: int = 1, validation: float = 0.0,
+    check_every: int = 10,
     patience: int = 5, dtype: str = "float32", seed: int = 0, progress: bool = False,
     alm_options: dict[str, Any] | None = None,
 ) -> tuple[Weights, dict[str, Any]]:
@@ -86,9 +88,12 @@ def train_mlp_alm(
             return best[2] >= int(patience)
 
     # the refinement runs until early stopping or the time limit (its iteration cap is not binding)
-    opts = {"polish": bool(polish), **({"polish_iters": 100_000} if polish else {}), **(alm_options or {})}
-    result = solve_alm(problem, restarts=int(restarts), seed=int(seed), max_outer=int(max_outer),
-                       max_inner=int(max_inner), time_limit=float(time_limit), dtype=dtype,
+    opts = {"polish": bool(polish), **({"polish_iters": 100_000} if polish else {}),
+            **({"max_inner": int(max_inner)} if max_inner is not None else {}), **(alm_options or {})}
+    # no outer cap by default: the wall-clock limit ends the run (or a stall / convergence)
+    result = solve_alm(problem, restarts=int(restarts), seed=int(seed),
+                       max_outer=10**9 if max_outer is None else int(max_outer), time_limit=float(time_limit),
+                       dtype=dtype,
                        progress=progress, polish_callback=monitor, **opts)
     weights = [(W.copy(), b.copy()) for W, b in result.weights]
     if best[1] is not None and Xv_std is not None:
@@ -103,7 +108,8 @@ class ALMDecoder(MLPDecoder):
     """ReLU MLP trained by the ALM alone (``alm``; see :class:`ALMLBFGSDecoder` for ``alm+lbfgs``).
 
     Options: ``hidden`` (default (256, 256)), ``time_limit`` (seconds, default 30), ``max_outer``
-    (3), ``max_inner`` (5 sweeps), ``polish`` (False here), ``validation`` (0: off; a fraction
+    (None: no cap, the time limit ends the run), ``max_inner`` (None: the solver's default),
+    ``polish`` (False here), ``validation`` (0: off; a fraction
     enables early stopping of the refinement), ``check_every`` (10 refinement iterations),
     ``patience`` (5 checks), ``restarts`` (1), ``dtype`` ("float32"), ``seed``, ``progress``,
     ``alm_options`` (dict of further :func:`~unrectify.backends.alm.solve_alm` options).
@@ -114,7 +120,7 @@ class ALMDecoder(MLPDecoder):
 
     def __init__(
         self, Phi: np.ndarray, *, hidden: Sequence[int] = (256, 256), time_limit: float = 30.0,
-        max_outer: int = 3, max_inner: int = 5, polish: bool = False, restarts: int = 1,
+        max_outer: int | None = None, max_inner: int | None = None, polish: bool = False, restarts: int = 1,
         validation: float = 0.0, check_every: int = 10, patience: int = 5,
         dtype: str = "float32", seed: int = 0,
         progress: bool = False, alm_options: dict[str, Any] | None = None,
@@ -122,7 +128,7 @@ class ALMDecoder(MLPDecoder):
     ) -> None:
         super().__init__(Phi, hidden=hidden, shape=shape, clip=clip)
         check_alm_options(time_limit, max_outer, max_inner, restarts, validation, check_every, patience)
-        self.time_limit, self.max_outer, self.max_inner = float(time_limit), int(max_outer), int(max_inner)
+        self.time_limit, self.max_outer, self.max_inner = float(time_limit), max_outer, max_inner
         self.restarts, self.dtype, self.seed, self.progress = int(restarts), str(dtype), int(seed), bool(progress)
         self.polish = bool(polish)
         self.validation, self.check_every, self.patience = float(validation), int(check_every), int(patience)
@@ -150,7 +156,7 @@ class ALMLBFGSDecoder(ALMDecoder):
 
     def __init__(
         self, Phi: np.ndarray, *, hidden: Sequence[int] = (256, 256), time_limit: float = 30.0,
-        max_outer: int = 3, max_inner: int = 5, polish: bool = True, restarts: int = 1,
+        max_outer: int | None = None, max_inner: int | None = None, polish: bool = True, restarts: int = 1,
         validation: float = 0.0, check_every: int = 10, patience: int = 5,
         dtype: str = "float32", seed: int = 0,
         progress: bool = False, alm_options: dict[str, Any] | None = None,

@@ -30,7 +30,8 @@ from .tv import TVDecoder
 class TVAnchoredDecoder(Decoder):
     """TV anchored at a learned estimate. Options: ``inner`` (learned decoder name),
     ``inner_options`` (dict), ``time_limit`` (passed to the inner decoder), ``lam`` (TV weight),
-    ``betas`` (candidates, 0 = plain TV), ``max_iter``, ``validation`` (0.05), ``n_select`` (200),
+    ``betas`` (candidates, 0 = plain TV), ``max_iter`` (500, as the ``tv`` decoder, so that
+    ``beta = 0`` is plain TV with the same iteration budget), ``validation`` (0.05), ``n_select`` (200),
     ``seed``, ``progress``. Fitted: ``inner_`` (the fitted inner decoder), ``beta_``,
     ``validation_mse_`` (by beta)."""
 
@@ -41,7 +42,7 @@ class TVAnchoredDecoder(Decoder):
     def __init__(
         self, Phi: np.ndarray, *, inner: str | None = None, inner_options: dict[str, Any] | None = None,
         time_limit: float | None = None, lam: float = 0.01, betas: Sequence[float] = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0),
-        max_iter: int = 300, validation: float = 0.05, n_select: int = 200, seed: int = 0, progress: bool = False,
+        max_iter: int = 500, validation: float = 0.05, n_select: int = 200, seed: int = 0, progress: bool = False,
         shape: Sequence[int] | None = None, clip: bool = True,
     ) -> None:
         super().__init__(Phi, shape=shape, clip=clip)

@@ -86,7 +86,8 @@ class ResidualDecoder(Decoder):
     ``validation`` (held-out fraction for the residual/consistency choices, 0.1; 0: keep the
     residual and use ``project`` under ``auto``), ``time_limit`` (training seconds; None = Adam
     epochs only; ALM default 30), Adam: ``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
-    ``schedule``; ALM: ``max_outer``, ``max_inner``, ``restarts``, ``dtype``, ``alm_options``;
+    ``schedule``; ALM: ``max_outer`` (None: no cap, the time limit ends the run), ``max_inner``,
+    ``restarts``, ``dtype``, ``alm_options``;
     ``seed``, ``progress``.
     """
 
@@ -98,8 +99,9 @@ class ResidualDecoder(Decoder):
         self, Phi: np.ndarray, *, trainer: str | None = None, hidden: Sequence[int] = (256, 256),
         alpha: float = 1e-3, consistency: str = "auto", rounds: int = 3, step: float = 1.0,
         validation: float = 0.1, time_limit: float | None = None, epochs: int = 60, batch_size: int = 64,
-        lr: float = 1e-3, weight_decay: float = 0.0, schedule: str = "cosine", max_outer: int = 3,
-        max_inner: int = 5, restarts: int = 1, dtype: str = "float32", alm_options: dict[str, Any] | None = None,
+        lr: float = 1e-3, weight_decay: float = 0.0, schedule: str = "cosine", max_outer: int | None = None,
+        max_inner: int | None = None, restarts: int = 1, dtype: str = "float32",
+        alm_options: dict[str, Any] | None = None,
         seed: int = 0, progress: bool = False, shape: Sequence[int] | None = None, clip: bool = True,
     ) -> None:
         super().__init__(Phi, shape=shape, clip=clip)
@@ -129,7 +131,7 @@ class ResidualDecoder(Decoder):
         self.time_limit = None if time_limit is None else float(time_limit)
         self.epochs, self.batch_size, self.lr = int(epochs), int(batch_size), float(lr)
         self.weight_decay, self.schedule = float(weight_decay), schedule
-        self.max_outer, self.max_inner, self.restarts, self.dtype = int(max_outer), int(max_inner), int(restarts), dtype
+        self.max_outer, self.max_inner, self.restarts, self.dtype = max_outer, max_inner, int(restarts), dtype
         self.alm_options = dict(alm_options or {})
         self.seed, self.progress = int(seed), bool(progress)
         self._alm_time = float(alm_time)
