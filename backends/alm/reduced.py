@@ -441,9 +441,9 @@ def reduced_alm(problem: TrainingProblem, weights: Weights, opts: Any, *, deadli
     rng = np.random.default_rng([int(seed), 7919, restart])
     N = run.N
     bs = min(int(opts.batch_size), N)
-    # an outer iteration (full-data D step, measures, multiplier update) costs about one pass of
-    # inner steps; on small data sets it runs after at least outer_samples samples of inner steps
-    # (digits, N = 1500: every 6 passes), so it does not take half of the time
+    # an outer iteration is a full-data pass (D step, measures, multiplier update), estimated at
+    # about the cost of one pass of inner steps (not profiled); on small data sets it runs after
+    # at least outer_samples samples of inner steps (digits, N = 1500: every 6 passes)
     passes = max(int(opts.inner_epochs), -(-int(opts.outer_samples) // N))
     prev_comp = math.inf
     stall = StallMonitor(opts.stall_window, opts.stall_obj_rtol, opts.stall_viol_ratio, opts.tol)
