@@ -127,8 +127,29 @@ class _Run:
         self.B = problem.weight_bound
         self.frozen = frozenset(l - 1 for l in problem.frozen)
         self.N = self.X0.shape[0]
-        self.W = [np.array(W, dtype=dt) for W, _ in weights]
-        self.b = [np.array(b, dtype=dt).reshape(-1) for _, b in weights]
+        # weights, gradient and Adam moments live in flat vectors (W_l, b_l are views), so the
+        # Adam update is a few vector operations instead of five per parameter array
+        shapes = [(np.shape(W), np.size(b)) for W, b in weights]
+        n = sum(int(np.prod(sw)) + nb for sw, nb in shapes)
+        self.theta = np.empty(n, dt)
+        self.grad = np.zeros(n, dt)
+        self.m = np.zeros(n, dt)
+        self.v = np.zeros(n, dt)
+        self.buf = np.empty(n, dt)
+        self.W, self.b, self.gW, self.gb = [], [], [], []
+        self.segments = []  # flat ranges of the trained layers (for the weight box)
+        i = 0
+        for l, ((W, b), (sw, nb)) in enumerate(zip(weights, shapes)):
+            j = i + int(np.prod(sw))
+            self.W.append(self.theta[i:j].reshape(sw))
+            self.gW.append(self.grad[i:j].reshape(sw))
+            self.b.append(self.theta[j:j + nb])
+            self.gb.append(self.grad[j:j + nb])
+            self.W[-1][...] = W
+            self.b[-1][...] = np.reshape(b, -1)
+            if l not in self.frozen:
+                self.segments.append(slice(i, j + nb))
+            i = j + nb
         self.L = len(self.W)
         # rows per chunk of the full-data passes: ~2^20 entries of the widest layer, so their
         # temporaries stay small next to the N x n_l variables
@@ -144,40 +165,43 @@ class _Run:
         self.la = [np.zeros_like(D) for D in self.D]
         self.lb = [np.zeros_like(D) for D in self.D]
         self.rho = float(opts.rho0)
-        # Adam moments of the weights (small)
-        self.mW = [np.zeros_like(W) for W in self.W]
-        self.vW = [np.zeros_like(W) for W in self.W]
-        self.mb = [np.zeros_like(b) for b in self.b]
-        self.vb = [np.zeros_like(b) for b in self.b]
         self.t = 0
 
     def nbytes(self) -> int:
         """Bytes of the variables and multipliers (W, b, D, lam^a, lam^b)."""
-        return sum(a.nbytes for a in (*self.W, *self.b, *self.D, *self.la, *self.lb))
+        return self.theta.nbytes + sum(a.nbytes for a in (*self.D, *self.la, *self.lb))
 
-    def forward(self, rows: slice | np.ndarray, refresh: bool = False):
-        """Layer inputs and pre-activations of the relaxed network on ``rows``; with ``refresh``
-        each hidden layer's ``D[rows]`` is first replaced by its penalty block minimiser
-        (:meth:`refresh_d`) given the layer's ``Z`` (bottom up, so each ``Z`` sees the new ``D``
-        below it) and written back."""
+    def kps(self) -> list[np.ndarray]:
+        """Per hidden layer the proximal weight of D: the Gauss-Newton curvature of the loss in
+        ``d`` through the next layer is ``2 z^2 ||W_{l+1}[:, j]||^2``; ``kp = 2 d_damp ||W_{l+1}[:, j]||^2``."""
+        return [(2.0 * self.d_damp) * np.einsum("ij,ij->j", self.W[h + 1], self.W[h + 1]) for h in range(self.L - 1)]
+
+    def forward(self, rows: slice | np.ndarray, refresh: bool = False, kps: list | None = None):
+        """Layer inputs, pre-activations, D and the multipliers of the relaxed network on
+        ``rows``; with ``refresh`` each hidden layer's ``D[rows]`` is first replaced by its
+        penalty block minimiser (:meth:`refresh_d`) given the layer's ``Z`` (bottom up, so each
+        ``Z`` sees the new ``D`` below it) and written back.  The multipliers are gathered once
+        here for the whole step (``rows`` is usually an index array, so each gather copies)."""
         H = self.X0[rows]
-        acts, zs, ds = [H], [], []
+        acts, zs, ds, las, lbs = [H], [], [], [], []
+        if refresh and kps is None:
+            kps = self.kps()
         for l in range(self.L):
             Z = H @ self.W[l].T
             Z += self.b[l]
             zs.append(Z)
             if l < self.L - 1:
                 Dl = self.D[l][rows]
+                la, lb = self.la[l][rows], self.lb[l][rows]
                 if refresh:
-                    # proximal weight: Gauss-Newton curvature of the loss in d through the next
-                    # layer, 2 z^2 ||W_{l+1}[:, j]||^2 (times d_damp)
-                    kp = (2.0 * self.d_damp) * (self.W[l + 1] * self.W[l + 1]).sum(axis=0)
-                    Dl = self.refresh_d(Dl, Z, self.la[l][rows], self.lb[l][rows], kp)
+                    Dl = self.refresh_d(Dl, Z, la, lb, kps[l])
                     self.D[l][rows] = Dl
                 ds.append(Dl)
+                las.append(la)
+                lbs.append(lb)
                 H = Z * Dl
                 acts.append(H)
-        return acts, zs, ds
+        return acts, zs, ds, las, lbs
 
     def refresh_d(self, D0: np.ndarray, Z: np.ndarray, la: np.ndarray, lb: np.ndarray, kp: np.ndarray) -> np.ndarray:
         """Proximal step on the penalty part in D (W, b and the other layers fixed), per entry::
@@ -192,9 +216,12 @@ class _Run:
         * ``z > 0``: the ``lb`` term is active on all of [0, 1], the ``la`` term for
           ``d < la / (rho t)``; ``d = (kp d0 + rho + lb/t) / (kp + rho)`` if that is past the
           breakpoint, else ``(kp d0 + rho + (la + lb)/t) / (kp + 2 rho)``;
-        * ``z < 0``: the ``la`` term is active everywhere, the ``lb`` term for
-          ``d > 1 - lb / (rho t)``; ``d = (kp d0 - la/t) / (kp + rho)`` if below that breakpoint,
-          else ``(kp d0 + rho - (la + lb)/t) / (kp + 2 rho)``;
+        * ``z < 0``: the same problem in ``1 - d`` with ``la`` and ``lb`` swapped (substitute
+          ``d = 1 - d'``: ``la - rho z d = la + rho t (1 - d')`` and ``lb + rho z (1 - d) =
+          lb - rho t d'``), so one formula serves both signs: with ``(a, c) = (lb, la)`` for
+          ``z > 0`` and ``(la, lb)`` for ``z < 0``, ``d0' = d0`` or ``1 - d0``,
+          ``d' = max((kp d0' + rho + a/t)/(kp + rho), min((kp d0' + rho + (a + c)/t)/(kp + 2 rho), c/(rho t)))``
+          and ``d = d'`` or ``1 - d'``;
         * ``z = 0``: ``d0`` (the value does not depend on d);
 
         then clipped to [0, 1] (exact: the derivative is monotone).  With zero multipliers it is
@@ -202,30 +229,38 @@ class _Run:
         grows, ``1[z > 0]``, and the entry's violation is ``|z| kp / (kp + rho)``."""
         rho = self.rho
         dt = Z.dtype
+        # masks are applied by multiplication: np.where / copyto(where=) / boolean indexing were
+        # measured ~10x slower than a multiply on these arrays (random masks)
+        s = np.sign(Z)  # +1, -1, 0
         posf = (Z > 0).astype(dt)
         negf = (Z < 0).astype(dt)
-        zf = 1.0 - posf - negf  # 1 where z == 0
-        # masks are applied by multiplication: np.where / copyto(where=) / boolean indexing were
-        # measured ~100x slower than a multiply on these arrays, and np.fmax/fmin ~10x faster
-        # than np.maximum/minimum
-        t = Z * (posf - negf)
+        t = np.abs(Z)
         np.fmax(t, 1e-20, out=t)
-        kd = kp * D0
-        one, two = kp + rho, kp + 2.0 * rho
-        lt = la / t
-        bt = lb / t
-        # z > 0: the root is the inactive piece's if past the breakpoint p1, else the active
-        # piece's (which then lies in [inactive root, p1]): max(dA, min(dB, p1))
-        d = (kd + rho + lt + bt) / two
-        np.fmin(d, lt / rho, out=d)
-        np.fmax(d, (kd + rho + bt) / one, out=d)
-        # z < 0: min(eA, max(eB, p2)) likewise
-        e = (kd + rho - lt - bt) / two
-        np.fmax(e, 1.0 - bt / rho, out=e)
-        np.fmin(e, (kd - lt) / one, out=e)
-        d *= posf
-        e *= negf
-        d += e
+        # a: the multiplier active on all of [0, 1] (lb for z > 0, la for z < 0), c: the other
+        # (selected by 0/1 products, exact; a sum-and-subtract would round the smaller one)
+        a = lb * posf
+        a += la * negf
+        c = la * posf
+        c += lb * negf
+        a /= t
+        c /= t
+        # mirrored start d0' = d0 (z > 0), 1 - d0 (z < 0); 0 where z = 0 (overwritten below)
+        d0m = D0 * s
+        d0m += negf
+        g = kp * d0m
+        g += rho
+        g += a  # kp d0' + rho + a/t
+        d = g + c
+        d /= kp + 2.0 * rho
+        c /= rho
+        np.fmin(d, c, out=d)
+        g /= kp + rho
+        np.fmax(d, g, out=d)
+        # back to d: d' (z > 0), 1 - d' (z < 0), d0 (z = 0)
+        d *= s
+        d += negf
+        zf = s * s
+        np.subtract(1.0, zf, out=zf)
         zf *= D0
         d += zf
         # flush values below TINY to 0: repeated shrinking (d <- kp d / (kp + rho)) otherwise
@@ -234,12 +269,13 @@ class _Run:
         np.fmin(d, 1.0, out=d)
         return d
 
-    def grads(self, rows, scale: float):
+    def grads(self, rows, scale: float, kps: list | None = None):
         """Gradient of ``scale * (F + penalty)`` on the sample block ``rows`` (one forward pass,
         with the penalty prox step in D when ``self.refresh``, and one backpropagation).
-        Returns the weight gradients, ``dL/dX_l`` per hidden layer (other terms than the
-        layer's own penalty) and the pre-activations and D of the block."""
-        acts, zs, ds = self.forward(rows, refresh=self.refresh)
+        Returns the weight gradients (views of ``self.grad``; ``None`` for frozen layers),
+        ``dL/dX_l`` per hidden layer (other terms than the layer's own penalty) and the
+        pre-activations, D and multipliers of the block."""
+        acts, zs, ds, las, lbs = self.forward(rows, refresh=self.refresh, kps=kps)
         R = zs[-1] - self.Y[rows]
         dZ = (2.0 * scale) * R if self.loss == "mse" else scale * np.sign(R)
         gW: list = [None] * self.L
@@ -248,8 +284,8 @@ class _Run:
         rho = self.rho
         for l in range(self.L - 1, -1, -1):
             if l not in self.frozen:
-                gW[l] = dZ.T @ acts[l]
-                gb[l] = dZ.sum(axis=0)
+                gW[l] = np.matmul(dZ.T, acts[l], out=self.gW[l])
+                gb[l] = np.sum(dZ, axis=0, out=self.gb[l])
             if l == 0:
                 break
             dX = dZ @ self.W[l]
@@ -257,9 +293,12 @@ class _Run:
             dXs[h] = dX
             Z, D = zs[h], ds[h]
             DZ = D * Z
-            ma = self.la[h][rows] - rho * DZ
+            ma = DZ * -rho
+            ma += las[h]
             np.fmax(ma, 0.0, out=ma)
-            mb = self.lb[h][rows] + rho * (Z - DZ)
+            mb = Z - DZ
+            mb *= rho
+            mb += lbs[h]
             np.fmax(mb, 0.0, out=mb)
             # dL/dZ = dL/dX D - m^a D + m^b (1 - D) = (dL/dX - m^a - m^b) D + m^b
             ma += mb
@@ -269,12 +308,12 @@ class _Run:
             mb *= scale
             ma += mb
             dZ = ma
-        return gW, gb, dXs, zs, ds
+        return gW, gb, dXs, zs, ds, las, lbs
 
     def penalty_value(self, rows) -> float:
         """Loss sum plus penalty sum on ``rows`` (for tests: the function whose gradient
         :meth:`grads` returns, up to constants in the multipliers)."""
-        _, zs, ds = self.forward(rows)
+        _, zs, ds, _, _ = self.forward(rows)
         R = zs[-1] - self.Y[rows]
         val = float(np.sum(R * R)) if self.loss == "mse" else float(np.abs(R).sum())
         for h in range(self.L - 1):
@@ -296,7 +335,7 @@ class _Run:
         nbin = ntot = 0
         rho = self.rho
         for rows in _chunks(self.N, chunk or self.chunk):
-            _, zs, ds = self.forward(rows, refresh=refresh)
+            _, zs, ds, _, _ = self.forward(rows, refresh=refresh)
             R = zs[-1] - self.Y[rows]
             F += float(np.einsum("ij,ij->", R, R, dtype=np.float64)) if self.loss == "mse" else float(np.abs(R).sum())
             H = self.X0[rows]
@@ -333,31 +372,40 @@ class _Run:
         L's derivative in D) and the Gauss-Newton metric ``kappa = kp Z^2``, i.e. the exact
         minimiser over [0, 1] of ``c (d - d0) + (kappa/2)(d - d0)^2 + penalty(d)``."""
         scale = 1.0 / len(rows)
-        gW, gb, dXs, zs, ds = self.grads(rows, scale)
+        # one kp per step (from the weights before the update) for both D steps
+        kps = self.kps() if (self.refresh or self.d_step) else None
+        _, _, dXs, zs, ds, las, lbs = self.grads(rows, scale, kps)
         self.t += 1
         c1 = 1.0 - beta1 ** self.t
         c2 = 1.0 - beta2 ** self.t
         a = lr * math.sqrt(c2) / c1
-        if self.d_step:
-            kps = [(2.0 * self.d_damp) * (self.W[h + 1] * self.W[h + 1]).sum(axis=0) + 1e-12 for h in range(self.L - 1)]
-        for l in range(self.L):
-            if l in self.frozen:
-                continue
-            for p, g, m, v in ((self.W[l], gW[l], self.mW[l], self.vW[l]), (self.b[l], gb[l], self.mb[l], self.vb[l])):
-                m *= beta1
-                m += (1.0 - beta1) * g
-                v *= beta2
-                v += (1.0 - beta2) * (g * g)
-                p -= a * m / (np.sqrt(v) + eps)
-                if self.B is not None:
-                    np.clip(p, -self.B, self.B, out=p)
+        # Adam on the flat vector (frozen layers have zero gradient, hence zero moments and steps)
+        g, m, v, buf = self.grad, self.m, self.v, self.buf
+        m *= beta1
+        np.multiply(g, 1.0 - beta1, out=buf)
+        m += buf
+        v *= beta2
+        np.multiply(g, g, out=buf)
+        buf *= 1.0 - beta2
+        v += buf
+        np.sqrt(v, out=buf)
+        buf += eps
+        np.divide(m, buf, out=buf)
+        buf *= a
+        self.theta -= buf
+        if self.B is not None:
+            for seg in self.segments:
+                np.clip(self.theta[seg], -self.B, self.B, out=self.theta[seg])
         if self.d_step:
             for h in range(self.L - 1):
                 Z = zs[h]
-                t = np.where(Z == 0, 1.0, Z)
+                kp = kps[h] + 1e-12
+                t = Z + (Z == 0)  # 1 where z = 0 (the step there is a no-op: refresh_d keeps d0)
                 # d0 - c/kappa with c = dX Z (scaled like kappa by 1/|I|): d0 - dX / (scale kp Z)
-                target = ds[h] - dXs[h] / ((scale * kps[h]) * t)
-                self.D[h][rows] = self.refresh_d(target, Z, self.la[h][rows], self.lb[h][rows], kps[h])
+                t *= scale * kp
+                target = dXs[h] / t
+                np.subtract(ds[h], target, out=target)
+                self.D[h][rows] = self.refresh_d(target, Z, las[h], lbs[h], kp)
 
 
 def forward_loss(problem: TrainingProblem, weights: Weights, chunk: int = 2048) -> float:
@@ -406,7 +454,7 @@ def stationarity(run: _Run, chunk: int | None = None) -> float:
     run.refresh = False
     try:
         for rows in _chunks(run.N, chunk or run.chunk):
-            gWc, gbc, dXs, zs, ds = run.grads(rows, 1.0 / run.N)
+            gWc, gbc, dXs, zs, ds, las, lbs = run.grads(rows, 1.0 / run.N)
             for l in range(run.L):
                 if gWc[l] is not None:
                     gW[l] += gWc[l]
@@ -414,7 +462,7 @@ def stationarity(run: _Run, chunk: int | None = None) -> float:
             for h in range(run.L - 1):
                 Z, D = zs[h], ds[h]
                 DZ = D * Z
-                m = np.maximum(run.la[h][rows] - run.rho * DZ, 0.0) + np.maximum(run.lb[h][rows] + run.rho * (Z - DZ), 0.0)
+                m = np.maximum(las[h] - run.rho * DZ, 0.0) + np.maximum(lbs[h] + run.rho * (Z - DZ), 0.0)
                 g = (run.N * dXs[h] - m) * Z
                 s = max(s, float(np.abs(D - np.clip(D - g, 0.0, 1.0)).max(initial=0.0)))
     finally:
