@@ -404,6 +404,49 @@ def test_reduced_d_step_is_the_exact_block_minimiser():
         assert np.array_equal(d[:5], D0[:5])  # z = 0: the value does not depend on d
 
 
+def test_reduced_step_is_adam_on_each_weight_array():
+    """The flat-vector update of ``_Run.step`` is textbook Adam (bias-corrected) per weight array
+    on the block gradient, followed by the weight box; a frozen layer never moves."""
+    from unrectify.backends.alm.options import ALMOptions
+    from unrectify.backends.alm.reduced import _Run
+
+    rng = np.random.default_rng(3)
+    widths, N, B, lr = (3, 5, 4, 2), 9, 0.55, 0.05
+    w = [(rng.uniform(-0.5, 0.5, size=(widths[l], widths[l - 1])), rng.uniform(-0.5, 0.5, size=widths[l]))
+         for l in range(1, len(widths))]
+    p = TrainingProblem(rng.normal(size=(N, 3)), rng.normal(size=(N, 2)), widths, loss="mse", weight_bound=B,
+                        frozen={2: w[1]})
+    run = _Run(p, w, "float64", ALMOptions(rho0=2.0))
+    run.refresh, run.d_step, run.d_damp = False, False, 1.0
+    for D in run.D:
+        D[...] = rng.uniform(size=D.shape)
+    for lam in run.la + run.lb:
+        lam[...] = np.abs(rng.normal(size=lam.shape))
+    rows = np.array([0, 2, 3, 7])
+    params = [*run.W, *run.b]
+    m = [np.zeros_like(a) for a in params]
+    v = [np.zeros_like(a) for a in params]
+    frozen = [run.W[1].copy(), run.b[1].copy()]
+    for t in range(1, 7):
+        gW, gb, *_ = run.grads(rows, 1.0 / len(rows))
+        grads = [None if g is None else g.copy() for g in (*gW, *gb)]
+        expected = []
+        for i, (a, g) in enumerate(zip(params, grads)):
+            if g is None:
+                expected.append(a.copy())
+                continue
+            m[i] = 0.9 * m[i] + 0.1 * g
+            v[i] = 0.999 * v[i] + 0.001 * g * g
+            step = lr * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8 / np.sqrt(1 - 0.999**t))
+            expected.append(np.clip(a - step, -B, B))
+        run.step(rows, lr)
+        for a, e in zip(params, expected):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-14)
+    assert any(np.any(np.abs(a) == B) for a in params)  # the box was active
+    np.testing.assert_array_equal(run.W[1], frozen[0])
+    np.testing.assert_array_equal(run.b[1], frozen[1])
+
+
 def test_stall_monitor_compares_window_means():
     from unrectify.backends.alm.outer import StallMonitor
 
