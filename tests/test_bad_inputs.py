@@ -696,14 +696,16 @@ def test_sigterm_verify_keeps_finished_runs(tmp_path):
 
 
 def test_sigint_cs_keeps_partial_results(tmp_path):
-    """Ctrl-C while the third decoder trains: exit 130, the two finished records kept in
+    """Ctrl-C while the third decoder trains (budget 300 s, so it is still training when the signal
+    arrives; the 4 s digits default let a slow poll miss it): exit 130, the two finished records kept in
     results.partial.json, no results.json (never a half-written file), the loss said."""
     import signal
 
     pytest.importorskip("torch")
     outdir = tmp_path / "res"
     proc = _start(["cs", "--methods", "pinv,linear,adam", "--ratios", "10", "--train-samples", "300",
-                   "--test-samples", "10", "--option", "adam.epochs=100000", "--no-progress", "--out", str(outdir)],
+                   "--test-samples", "10", "--option", "adam.epochs=100000", "--budget", "300", "--no-progress",
+                   "--out", str(outdir)],
                   tmp_path)
     partial = outdir / "results.partial.json"
 
