@@ -230,14 +230,24 @@ class Backend:
         solver (seconds for Pyomo on a cold start) counts against ``time_limit``."""
         t0 = time.perf_counter()
         time_limit = positive_number("time_limit", time_limit, allow_none=True)
-        self.check(model)
-        self.preload()
         if not guard or time_limit is None:
+            self.check(model)
+            self.preload()
             return self._solve_inline(model, time_limit)
-        left = max(time_limit - (time.perf_counter() - t0), MIN_SOLVE_SECONDS)
-        res = _guarded(self._solve_inline, model, left, self.solver or self.name, time_limit)
+        res = self.start(model, time_limit, t0).result()
         res.seconds = time.perf_counter() - t0
         return res
+
+    def start(self, model: Model, time_limit: float, t0: float | None = None) -> GuardedSolve:
+        """Start a guarded solve of ``model`` and return at once (:class:`GuardedSolve`); many can
+        run side by side.  Call from one thread only: forking while other threads of this process
+        allocate memory corrupts the child's heap (glibc aborts it)."""
+        t0 = time.perf_counter() if t0 is None else t0
+        time_limit = positive_number("time_limit", time_limit)
+        self.check(model)
+        self.preload()
+        left = max(time_limit - (time.perf_counter() - t0), MIN_SOLVE_SECONDS)
+        return GuardedSolve(self._solve_inline, model, left, self.solver or self.name, time_limit)
 
 
 #: the least time a guarded solve is given, even when loading the solver used up the limit
@@ -278,37 +288,64 @@ def _child(fn, model, time_limit, conn) -> None:
         conn.close()
 
 
-def _guarded(fn, model: Model, time_limit: float, solver: str, stated_limit: float | None = None) -> RawResult:
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    t0 = time.perf_counter()
-    proc = ctx.Process(target=_child, args=(fn, model, time_limit, child), daemon=True)
-    proc.start()
-    child.close()
-    deadline = time_limit + grace_seconds(time_limit)
-    msg = None
-    try:
-        if parent.poll(deadline):
-            msg = parent.recv()
-    except (EOFError, OSError):
+class GuardedSolve:
+    """A solve running in a forked child process, killed ``grace`` seconds after its limit.
+
+    ``connection`` becomes readable when the child is done (``multiprocessing.connection.wait``
+    on many of them); :meth:`result` collects the :class:`RawResult` (waiting at most until the
+    guard's deadline) and reaps the child."""
+
+    def __init__(self, fn, model: Model, time_limit: float, solver: str, stated_limit: float | None = None) -> None:
+        ctx = mp.get_context("fork")
+        self.connection, child = ctx.Pipe(duplex=False)
+        self.t0 = time.perf_counter()
+        self.solver, self.time_limit = solver, time_limit
+        self.stated_limit = time_limit if stated_limit is None else stated_limit
+        self.deadline = time_limit + grace_seconds(time_limit)      # seconds after t0
+        self.proc = ctx.Process(target=_child, args=(fn, model, time_limit, child), daemon=True)
+        self.proc.start()
+        child.close()
+        self._result: RawResult | None = None
+
+    def result(self) -> RawResult:
+        if self._result is None:
+            self._result = self._collect()
+        return self._result
+
+    def _collect(self) -> RawResult:
         msg = None
-    finally:
-        if proc.is_alive():
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.join()
-        parent.close()
-    elapsed = time.perf_counter() - t0
-    if msg is None:
-        if elapsed >= deadline:
-            return RawResult("time_limit", None, None, None, solver, elapsed,
-                             f"wall-clock guard stopped the solver after {elapsed:.1f}s "
-                             f"(limit {stated_limit if stated_limit is not None else time_limit:g}s)")
-        return RawResult("error", None, None, None, solver, elapsed,
-                         f"solver process died (exit code {proc.exitcode})")
-    if msg[0] == "raise":
-        raise msg[1]
-    if msg[0] == "error":
-        return RawResult("error", None, None, None, solver, elapsed, msg[1], {"traceback": msg[2]})
-    res = msg[1]
-    res.seconds = elapsed
-    return res
+        try:
+            if self.connection.poll(max(0.0, self.deadline - (time.perf_counter() - self.t0))):
+                msg = self.connection.recv()
+        except (EOFError, OSError):
+            msg = None
+        finally:
+            if self.proc.is_alive():
+                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.join()
+            self.connection.close()
+        elapsed = time.perf_counter() - self.t0
+        if msg is None:
+            if elapsed >= self.deadline:
+                return RawResult("time_limit", None, None, None, self.solver, elapsed,
+                                 f"wall-clock guard stopped the solver after {elapsed:.1f}s "
+                                 f"(limit {self.stated_limit:g}s)")
+            return RawResult("error", None, None, None, self.solver, elapsed,
+                             f"solver process died (exit code {self.proc.exitcode})")
+        if msg[0] == "raise":
+            raise msg[1]
+        if msg[0] == "error":
+            return RawResult("error", None, None, None, self.solver, elapsed, msg[1], {"traceback": msg[2]})
+        res = msg[1]
+        res.seconds = elapsed
+        return res
+
+    def cancel(self) -> None:
+        """Kill the child now (if still running) and reap it."""
+        if self._result is None:
+            if self.proc.is_alive():
+                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.join()
+            self.connection.close()
+            self._result = RawResult("error", None, None, None, self.solver, time.perf_counter() - self.t0,
+                                     "cancelled")

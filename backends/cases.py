@@ -17,9 +17,8 @@ minimum over ``k = 0..h`` of the case optima ``OPT_k`` (``k`` positive read-out 
 from __future__ import annotations
 
 import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 import numpy as np
@@ -33,8 +32,11 @@ from .base import Backend, Capabilities, RawResult
 from .results import Solution
 
 ROUTE_NAME = "sign-enumerated convex MIQP"
-#: SCIP parameters for the case MIQPs
-SCIP_CASE_OPTIONS = {"separating/maxroundsroot": 2}
+#: SCIP parameters for the case MIQPs: 2 root cut rounds (start_case); SCIP's NLP off, because
+#: its NLP heuristics (mpec, subnlp, nlpdiving, ... through Ipopt) corrupt the heap on 500-sample
+#: cases (PySCIPOpt 6.3.0: glibc "free(): invalid pointer", then SIGABRT/SIGSEGV; bisected), and
+#: a convex MIQP is solved by SCIP's outer approximation without it
+SCIP_CASE_OPTIONS = {"separating/maxroundsroot": 2, "nlp/disable": True}
 #: options of :func:`solve_sign_enumerated` that :func:`unrectify.solve` passes through
 CASE_OPTIONS = ("backend", "processes", "obbt", "restarts", "seed", "gap", "absgap", "feastol", "scip_options")
 #: relative / absolute gap at which the best loss and the global bound count as equal
@@ -126,7 +128,6 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
     budget = None if time_limit is None else 0.05 * float(time_limit)
     k_inc, w_inc = canonical_weights(P, local_incumbent(P, restarts=restarts, seed=seed, budget=budget))
     inc_loss = P.forward_loss(w_inc)
-    lock = threading.Lock()
     state = {"loss": inc_loss, "weights": w_inc, "k": k_inc, "source": "local descent"}
     t_inc = time.perf_counter() - t0
 
@@ -147,11 +148,11 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
     supports_cutoff = backend == "scip-direct"
     records: dict[int, dict] = {}
 
-    def run_case(k: int, budget: float | None) -> None:
+    def start_case(k: int, budget: float | None) -> tuple[Any, float]:
+        """Start case ``k`` (a guarded child process; inline without guard or limit)."""
         cm = models[k]
-        with lock:
-            cutoff = state["loss"] * (1 + 1e-9) + 1e-12
-            start = cm.point_from_weights(state["weights"]) if state["k"] == k else None
+        cutoff = state["loss"] * (1 + 1e-9) + 1e-12
+        start = cm.point_from_weights(state["weights"]) if state["k"] == k else None
         opts = dict(backend_options)
         if backend in ("scip-direct", "scip"):
             # root cut rounds dominate these small MIQPs (measured: 2 rounds closed a 100-sample
@@ -161,7 +162,13 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
             opts.update(objlimit=cutoff, gap=gap)
             if start is not None:
                 opts["start"] = start
-        raw = _get_backend(backend, **opts).solve(cm.model, time_limit=budget, guard=guard)
+        be = _get_backend(backend, **opts)
+        if not guard or budget is None:
+            return be.solve(cm.model, time_limit=budget, guard=False), cutoff
+        return be.start(cm.model, budget), cutoff
+
+    def finish_case(k: int, raw: RawResult, cutoff: float) -> None:
+        cm = models[k]
         if not supports_cutoff:
             cutoff = inc_cutoff            # the residual bound in the model is the only cut-off
         # infeasible under the cut-off: no network of this case is better than it
@@ -177,15 +184,48 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
             fl = P.forward_loss(w)
             viol = cm.model.evaluate(raw.x).max_violation
             rec.update(forward_loss=fl, max_violation=viol)
-            with lock:
-                if viol <= 1e-6 and fl < state["loss"]:
-                    state.update(loss=fl, weights=w, k=k, source=f"case k={k}")
-        with lock:
-            prev = records.get(k)
-            if prev is not None and prev.get("bound") is not None and (rec["bound"] is None or prev["bound"] > rec["bound"]):
-                rec["bound"] = prev["bound"]       # an earlier run's bound is still a valid bound
-            rec["runs"] = 1 + (prev or {}).get("runs", 0)
-            records[k] = rec
+            if viol <= 1e-6 and fl < state["loss"]:
+                state.update(loss=fl, weights=w, k=k, source=f"case k={k}")
+        prev = records.get(k)
+        if prev is not None and prev.get("bound") is not None and (rec["bound"] is None or prev["bound"] > rec["bound"]):
+            rec["bound"] = prev["bound"]       # an earlier run's bound is still a valid bound
+        rec["runs"] = 1 + (prev or {}).get("runs", 0)
+        records[k] = rec
+
+    def run_round(pending: list[int]) -> None:
+        """Solve ``pending`` with at most ``processes`` child processes at once.  Every child is
+        forked from this thread while no other thread runs: forking from worker threads crashed
+        children in malloc (glibc "free(): invalid pointer") on 500-sample cases."""
+        queue = list(pending)
+        running: dict[Any, tuple[int, Any, float]] = {}
+        try:
+            while queue or running:
+                while queue and len(running) < processes:
+                    left = None if deadline is None else deadline - time.perf_counter()
+                    if left is not None and left <= 0.5:
+                        queue.clear()
+                        break
+                    k = queue.pop(0)
+                    # the time left, shared with the cases still to start after the running ones
+                    waves = max(1.0, np.ceil((len(queue) + 1 + len(running)) / processes))
+                    handle, cutoff = start_case(k, None if left is None else left / waves)
+                    if isinstance(handle, RawResult):
+                        finish_case(k, handle, cutoff)
+                    else:
+                        running[handle.connection] = (k, handle, cutoff)
+                if not running:
+                    continue
+                now = time.perf_counter()
+                timeout = max(0.0, min(h.deadline - (now - h.t0) for _, h, _ in running.values()))
+                ready = set(mp_wait(list(running), timeout=timeout))
+                now = time.perf_counter()
+                for conn, (k, h, cutoff) in list(running.items()):
+                    if conn in ready or now - h.t0 >= h.deadline:   # done, or past its guard deadline
+                        del running[conn]
+                        finish_case(k, h.result(), cutoff)
+        finally:
+            for _, h, _ in running.values():
+                h.cancel()
 
     # 3. solve: cases whose status leaves their bound below the best loss are retried while time is left
     order = [k for k in cases if k != k_inc] + [k_inc]     # the incumbent's case, usually hardest, last
@@ -198,16 +238,7 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
         left = None if deadline is None else deadline - time.perf_counter()
         if left is not None and left <= 0.5:
             break
-        if processes == 1:      # in sequence, the time left shared among the cases left
-            for i, k in enumerate(pending):
-                left = None if deadline is None else deadline - time.perf_counter()
-                if left is not None and left <= 0.5:
-                    break
-                run_case(k, None if left is None else left / (len(pending) - i))
-        else:
-            with ThreadPoolExecutor(processes) as pool:   # each thread waits on its own solver process
-                budget = None if left is None else left / max(1.0, np.ceil(len(pending) / processes))
-                list(pool.map(lambda k: run_case(k, budget), pending))
+        run_round(pending)
         pending = [k for k in pending if not _closed(records.get(k), state["loss"], gap)]
         if rounds >= 3:
             break

@@ -161,6 +161,20 @@ def test_incumbent_cutoff_closes_worse_cases():
     assert min(c["bound"] for c in cases) >= sol.objective * (1 - 1e-6) - 1e-9
 
 
+@pytest.mark.parametrize("processes", [1, 2, None])
+def test_case_processes_queue_gives_the_same_certified_optimum(processes):
+    """4 cases through 1, 2 (a queue: cases start as others finish) or all-at-once child processes,
+    every child forked from the calling thread."""
+    from unrectify.backends.cases import solve_sign_enumerated
+
+    P = random_instance(12, (1, 3, 1), seed=3)
+    sol = solve_sign_enumerated(P, time_limit=60, processes=processes)
+    assert sol.certified_optimal and sol.extra["processes"] == (processes or 4)
+    assert all(c["status"] != "error" and c["runs"] >= 1 for c in sol.extra["cases"])
+    ref = solve_sign_enumerated(P, time_limit=60, processes=1, guard=False)
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-6, abs=1e-9)
+
+
 # ------------------------------------------------------------------ OBBT
 @pytest.mark.skipif("highs" not in available_backends(), reason="needs highspy")
 def test_obbt_bounds_contain_sampled_networks():
@@ -212,7 +226,7 @@ def test_auto_routes_large_split_instances_to_the_sign_enumeration():
     P = random_instance(40, (1, 2, 1), seed=0)
     r = route(P, "split", "interval")
     assert r.backend == SIGN_ENUMERATED and r.certifies
-    assert "80 activation variables" in r.reason and "routed to sign-enumerated, certified" in r.reason
+    assert "80 activation variables" in r.reason and "routed to sign-enumerated, an exact route (certified if it closes" in r.reason
     assert route(P, "split", "binary").backend == SIGN_ENUMERATED
     assert route(P, "bigm", "binary").backend != SIGN_ENUMERATED
     two_outputs = route(random_instance(40, (1, 2, 2), seed=0), "split", "interval")
@@ -231,9 +245,21 @@ def test_auto_split_solution_is_certified_and_says_its_route():
     P = random_instance(33, (1, 2, 1), seed=2)
     sol = solve(P, "split", "interval", backend="auto", time_limit=120, symmetry_breaking="all")
     assert "routed to sign-enumerated" in sol.extra["route"] and sol.backend == SIGN_ENUMERATED
+    assert sol.route.endswith("; result: optimal, certified")
     assert sol.encoding == "split" and sol.domain == "interval"
     assert sol.certified_optimal and sol.certificate.relu_gap == 0.0
     assert sol.bound <= sol.objective
+
+
+def test_route_that_does_not_close_says_not_certified():
+    """The route line states the outcome: an exact route stopped by the time limit is 'not certified'."""
+    if "scip-direct" not in available_backends():
+        pytest.skip("needs pyscipopt")
+    P = random_instance(400, (1, 3, 1), seed=0)
+    sol = solve(P, "split", "binary", backend="auto", time_limit=3)
+    assert sol.backend == SIGN_ENUMERATED and not sol.certified_optimal
+    assert "routed to sign-enumerated, an exact route" in sol.route
+    assert sol.route.endswith(f"; result: {sol.status}, not certified") and sol.status != "optimal"
 
 
 def test_scip_direct_cutoff_reports_infeasible_with_bound():

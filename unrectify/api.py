@@ -38,7 +38,8 @@ def solve(
     (:func:`unrectify.routing.route`): an exact solver chosen by model class and licence for
     instances within its size limits, else a backend that takes the problem itself (the ALM
     solver for the relaxed split form), whose answer is not certified.  The choice and its
-    reason are in ``Solution.route`` (and ``Solution.extra["route"]``).  A backend reached
+    reason, followed by the outcome (``; result: <status>, certified`` or ``not certified``), are
+    in ``Solution.route`` (and ``Solution.extra["route"]``).  A backend reached
     through ``auto`` runs exactly as when named: same defaults, same options.  ``time_limit`` is
     wall-clock seconds (exact solvers run under a guard process).  The certificate (max
     violation, ReLU forward-pass loss) is recomputed in numpy from the returned point, and
@@ -56,8 +57,10 @@ def solve(
     sol = be.solve_problem(problem, encoding, domain, time_limit=time_limit, symmetry_breaking=symmetry_breaking,
                            guard=guard)
     if reason:
-        sol.route = reason
-        sol.extra["route"] = reason
+        # the route states the intent; the outcome is what the user must not misread
+        outcome = f"{reason}; result: {sol.status}, {'certified' if sol.certified_optimal else 'not certified'}"
+        sol.route = outcome
+        sol.extra["route"] = outcome
     return sol
 
 

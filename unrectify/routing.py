@@ -12,7 +12,9 @@ Routing reads nothing but :class:`unrectify.backends.Capabilities` (no backend i
    takes the problem itself (level ``problem``; its ``takes`` accepts the encoding, domain, loss,
    box and size): the exact sign-enumerated backend where it applies, else the ALM solver.  The
    reason says which, why, and whether the answer can be certified, e.g. ``split/interval form has
-   80 activation variables > 64 (scip's limit for auto): routed to alm, not certified``.
+   80 activation variables > 64 (scip's limit for auto): routed to alm, not certified``;
+   :func:`unrectify.solve` appends the outcome (``; result: optimal, certified`` or
+   ``; result: time_limit, not certified``), since an exact route may not close in time.
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ def route(problem: TrainingProblem, encoding: str, domain: str,
         be = backend_class(name)
         if be.capabilities.level == "problem" and be.takes(problem, encoding, domain) is None:
             certifies = be.capabilities.global_optimum
-            return Route(name, f"{why}: routed to {name}, {'certified' if certifies else 'not certified'}",
+            # an exact route certifies only if it closes in time: the solution's route says the outcome
+            return Route(name, f"{why}: routed to {name}, "
+                               f"{'an exact route (certified if it closes within the time limit)' if certifies else 'not certified'}",
                          certifies)
     if exact is None:
         if problem.weight_bound is not None:
