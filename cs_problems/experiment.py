@@ -414,7 +414,7 @@ def run_cs_experiment(
 def _details(decoder: Any) -> dict[str, Any]:
     """What a residual or hybrid decoder chose on its held-out pairs (for the record)."""
     out: dict[str, Any] = {}
-    for key in ("residual_used_", "consistency_", "beta_", "validation_mse_"):
+    for key in ("residual_used_", "consistency_", "beta_", "validation_psnr_", "validation_mse_"):
         if hasattr(decoder, key):
             out[key.rstrip("_")] = getattr(decoder, key)
     info = getattr(decoder, "train_info_", None)
