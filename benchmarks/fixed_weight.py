@@ -283,6 +283,21 @@ def ours_obbt_scip(weights, solve, time_limit, gap, repeats, samples=20000, seed
     return rec
 
 
+def ours_input_bab(weights, solve, time_limit, gap):
+    """No model: input-space branch and bound with CROWN bounds per box (backends/input_bab.py),
+    numpy only; ``build`` is zero, ``solve`` the whole search."""
+    from unrectify.fixed import optimize_output
+
+    rec = {"tool": "unrectify", "formulation": "input-bab (CROWN)", "vars": weights[0][0].shape[1], "cons": 0,
+           "binaries": 0, "build_s": 0.0}
+    if solve:
+        sol = optimize_output(FixedNetwork(weights, 0.0, 1.0), 0, "max", backend="input-bab",
+                              time_limit=time_limit, gap=gap)
+        rec.update(solve_s=sol.seconds, status=sol.solver_status, objective=sol.objective, bound=sol.bound,
+                   forward_check=0.0, boxes=sol.extra["bab"]["boxes"], open_boxes=sol.extra["bab"]["open"])
+    return rec
+
+
 # ---------------------------------------------------------------------- driver
 def agree(a, b, rtol):
     return a is not None and b is not None and abs(a - b) <= rtol * max(1.0, abs(a), abs(b))
@@ -295,13 +310,15 @@ def run_net(spec, args, log):
     name = "-".join(map(str, widths))
     recs = []
     for bounds in args.bounds:
-        if bounds == "obbt-scip":
-            continue   # its own row below (SCIP, not HiGHS)
+        if bounds in ("obbt-scip", "input-bab"):
+            continue   # their own rows below (SCIP; no MIP)
         if bounds == "lp" and not solve:
             continue   # LP tightening is solver work: only for networks that are solved
         recs.append(ours(weights, "bigm", bounds, solve, args.time_limit, args.gap, args.repeats))
     if have("pyscipopt") and "obbt-scip" in args.bounds:
         recs.append(ours_obbt_scip(weights, solve, args.time_limit, args.gap, args.repeats))
+    if "input-bab" in args.bounds and solve:
+        recs.append(ours_input_bab(weights, solve, args.time_limit, args.gap))
     recs.append(ours(weights, "complementarity", "interval", False, args.time_limit, args.gap, args.repeats))
     if have("omlt"):
         recs.append(omlt(weights, "bigm", solve, args.time_limit, args.gap, args.repeats))
@@ -355,9 +372,10 @@ def main(argv=None) -> int:
     ap.add_argument("--gap", type=float, default=1e-6, help="relative MIP gap for every solver")
     ap.add_argument("--repeats", type=int, default=3, help="builds timed (best of)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--bounds", nargs="+", default=["interval", "crown"], choices=["interval", "crown", "lp", "obbt-scip"],
+    ap.add_argument("--bounds", nargs="+", default=["interval", "crown"], choices=["interval", "crown", "lp", "obbt-scip", "input-bab"],
                     help="unrectify bound methods (lp: LP-based tightening by HiGHS, counted in build seconds; "
-                         "obbt-scip: OBBT over the whole network under a sampled output cut-off, solved by SCIP)")
+                         "obbt-scip: OBBT over the whole network under a sampled output cut-off, solved by SCIP; "
+                         "input-bab: no model, input-space branch and bound with CROWN bounds)")
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()

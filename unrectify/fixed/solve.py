@@ -19,6 +19,9 @@ from ..routing import choose_backend
 from .obbt import tighten_bounds
 from .result import OUTPUT_TOL, FixedSolution
 
+#: the model-free backend of ``optimize_output`` (input-space branch and bound)
+INPUT_BAB = "input-bab"
+
 
 def _close(a: np.ndarray | float, b: np.ndarray | float) -> bool:
     """Every ``|a - b| <= OUTPUT_TOL * max(1, |a|)``."""
@@ -96,12 +99,61 @@ def optimize_output(net: FixedNetwork, output_index: int | Sequence[int] = 0, se
     (:func:`tighten_bounds`, LP-based, solver time counted in ``build_seconds``) or an explicit
     list ``[(L_1, U_1), ...]``;
     ``guard`` runs the solver under a forked wall-clock guard; a sequence of output indices
-    gives one independent row each.  See
+    gives one independent row each.  ``backend="input-bab"`` solves it without a model or MIP
+    solver, by input-space branch and bound with CROWN bounds per box
+    (:mod:`unrectify.backends.input_bab`; one output index; options ``gap``, ``absgap``, ``batch``,
+    ``samples``, ``max_open``, ``seed``; ``encoding``, ``domain`` and ``bounds`` do not apply).  See
     :func:`unrectify.formulations.fixed_weight.build_output_bound_model` for the mathematics.
     """
+    if backend == INPUT_BAB:
+        return _optimize_by_input_bab(net, output_index, sense, time_limit, **backend_options)
     t0 = time.perf_counter()
     fm = build_output_bound_model(net, output_index, sense, encoding, domain, _resolve(net, bounds, backend, time_limit))
     return solve_fixed(fm, backend, time_limit, guard, time.perf_counter() - t0, **backend_options)
+
+
+#: options of the input-space branch and bound (:func:`unrectify.backends.input_bab.maximize_output`)
+INPUT_BAB_OPTIONS = ("gap", "absgap", "batch", "samples", "max_open", "seed")
+
+
+def _optimize_by_input_bab(net: FixedNetwork, output_index, sense: str, time_limit: float | None,
+                           **options: Any) -> FixedSolution:
+    """``optimize_output`` by input-space branch and bound: no model, no MIP solver; the bound
+    is CROWN's over the open boxes, the answer a forward pass at an input in the box."""
+    from unrectify.backends.input_bab import SOLVER, maximize_output
+    from unrectify.formulations.validation import positive_number
+
+    if not isinstance(net, FixedNetwork):
+        raise InputError(f"expected a FixedNetwork, got {type(net).__name__}")
+    if sense not in ("max", "min"):
+        raise InputError(f"unknown sense {sense!r}; choose max or min")
+    if isinstance(output_index, bool) or not isinstance(output_index, (int, np.integer)):
+        raise InputError(f"backend {INPUT_BAB!r} optimises one output: output_index must be one integer, "
+                         f"got {output_index!r}")
+    row = int(output_index)
+    if not 0 <= row < net.n_outputs:
+        raise InputError(f"output_index {row} outside 0..{net.n_outputs - 1}")
+    time_limit = positive_number("time_limit", time_limit, allow_none=True)
+    ignored = sorted(k for k in options if k not in INPUT_BAB_OPTIONS)
+    sign = 1.0 if sense == "max" else -1.0
+    res = maximize_output(net.weights, net.input_lo, net.input_hi, row, sign, time_limit,
+                          **{k: v for k, v in options.items() if k in INPUT_BAB_OPTIONS})
+    x = res.x
+    fwd = net.forward(x)                               # the certificate: an independent forward pass
+    fobj = float(fwd[row])
+    viol = float(max(np.max(net.input_lo - x, initial=0.0), np.max(x - net.input_hi, initial=0.0)))
+    agrees = _close(fobj, sign * res.value)
+    status, certified = gate(res.status, True, viol <= VIOLATION_TOL and agrees)
+    extra = {"route": f"{INPUT_BAB}: {SOLVER}", "bab": res.stats, "bounds": "crown (per box)"}
+    if ignored:
+        extra["ignored_options"] = ignored
+    return FixedSolution(
+        status=status, objective=fobj, bound=sign * res.bound, input=x, output=fwd,
+        forward_output=fwd, forward_objective=fobj, row_objectives=np.array([fobj]), max_violation=viol,
+        output_gap=0.0, forward_agrees=agrees, seconds=res.seconds, build_seconds=0.0, backend=INPUT_BAB,
+        solver=SOLVER, encoding="none", domain="box", kind="output_bound", model_stats=dict(res.stats),
+        message=res.message, extra=extra, solver_status=res.status, solver_objective=sign * res.value,
+        solver_bound=sign * res.bound, certified=certified)
 
 
 def invert(net: FixedNetwork, target, norm: str = "l1", encoding: str | Encoding = "bigm",

@@ -1,0 +1,97 @@
+"""Input-space branch and bound for fixed networks: batched CROWN box bounds and the search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unrectify import FixedNetwork, InputError, optimize_output
+from unrectify.backends import available_backends
+from unrectify.backends.input_bab import maximize_output
+from unrectify.formulations.box_bounds import output_upper_bounds
+
+
+def he(widths, seed):
+    rng = np.random.default_rng(seed)
+    return [(rng.normal(0, np.sqrt(2.0 / a), (b, a)), rng.normal(0, 0.1, b)) for a, b in zip(widths[:-1], widths[1:])]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=3), st.integers(1, 4), st.integers(0, 10_000),
+       st.sampled_from([1.0, -1.0]))
+def test_box_bounds_hold_for_sampled_inputs(hidden, n0, seed, sign):
+    """Every sampled input of every box stays below its box's bound; the corner is in the box."""
+    widths = (n0, *hidden, 2)
+    w = he(widths, seed)
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(-1, 1, (2, 16, n0))
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    ub, lam, vert = output_upper_bounds(w, lo, hi, row=1, sign=sign)
+    assert ub.shape == (16,) and lam.shape == vert.shape == (16, n0)
+    assert np.all(vert >= lo) and np.all(vert <= hi)
+    t = rng.random((16, 200, n0))
+    X = lo[:, None, :] + t * (hi - lo)[:, None, :]
+    y = sign * FixedNetwork(w, -1.0, 1.0).forward(X.reshape(-1, n0))[:, 1].reshape(16, 200)
+    assert np.all(y <= ub[:, None])
+
+
+def test_box_bound_of_the_whole_box_is_no_looser_than_crown():
+    w = he((3, 8, 8, 2), 4)
+    net = FixedNetwork(w, 0.0, 1.0)
+    L, U = net.crown_bounds[-1]
+    for row in (0, 1):
+        up, _, _ = output_upper_bounds(w, np.zeros((1, 3)), np.ones((1, 3)), row, 1.0)
+        low, _, _ = output_upper_bounds(w, np.zeros((1, 3)), np.ones((1, 3)), row, -1.0)
+        assert up[0] <= U[row] + 1e-9 * (1 + abs(U[row])) and -low[0] >= L[row] - 1e-9 * (1 + abs(L[row]))
+
+
+@pytest.mark.skipif("highs" not in available_backends(), reason="needs highspy")
+@pytest.mark.parametrize("widths,seed", [((2, 16, 16, 1), 1), ((3, 10, 10, 1), 2), ((4, 12, 1), 3), ((3, 8, 8, 2), 4)])
+@pytest.mark.parametrize("sense", ["max", "min"])
+def test_input_bab_matches_the_milp(widths, seed, sense):
+    net = FixedNetwork(he(widths, seed), 0.0, 1.0)
+    bab = optimize_output(net, 0, sense, backend="input-bab", time_limit=30)
+    mip = optimize_output(net, 0, sense, backend="highs", time_limit=60, gap=1e-9)
+    assert bab.status == "optimal" and bab.certified_optimal and mip.certified_optimal
+    assert bab.objective == pytest.approx(mip.objective, rel=1e-6, abs=1e-6)
+    # the answer is the network's output at an input in the box
+    assert np.all((bab.input >= 0) & (bab.input <= 1))
+    assert bab.objective == net.forward(bab.input)[0] == bab.forward_objective
+    if sense == "max":
+        assert bab.objective <= bab.bound <= bab.objective + max(1e-6 * abs(bab.objective), 1e-9) + 1e-12
+    else:
+        assert bab.objective >= bab.bound >= bab.objective - max(1e-6 * abs(bab.objective), 1e-9) - 1e-12
+
+
+def test_time_limited_bab_returns_a_valid_bound_and_a_forward_pass():
+    net = FixedNetwork(he((10, 50, 50, 1), 0), 0.0, 1.0)
+    sol = optimize_output(net, 0, "max", backend="input-bab", time_limit=1.0, batch=256)
+    assert sol.status == "time_limit" and not sol.certified_optimal and sol.bound > sol.objective
+    assert sol.objective == net.forward(sol.input)[0] and sol.max_violation == 0.0
+    X = np.random.default_rng(1).random((50_000, 10))
+    assert net.forward(X)[:, 0].max() <= sol.bound
+    assert sol.extra["bab"]["open"] > 0 and "boxes open" in sol.message
+
+
+def test_open_box_memory_cap_stops_with_a_bound():
+    w = he((6, 20, 20, 1), 2)
+    res = maximize_output(w, np.zeros(6), np.ones(6), time_limit=30, batch=64, max_open=256, gap=0.0, absgap=0.0)
+    assert res.status == "time_limit" and "max_open" in res.message and res.bound >= res.value
+
+
+def test_input_bab_bad_inputs():
+    net = FixedNetwork(he((3, 8, 2), 0), 0.0, 1.0)
+    with pytest.raises(InputError, match="one integer"):
+        optimize_output(net, [0, 1], backend="input-bab")
+    with pytest.raises(InputError, match="outside"):
+        optimize_output(net, 2, backend="input-bab")
+    with pytest.raises(InputError, match="sense"):
+        optimize_output(net, 0, "maximum", backend="input-bab")
+    with pytest.raises(InputError, match="time_limit"):
+        optimize_output(net, 0, backend="input-bab", time_limit=-1)
+    with pytest.raises(InputError, match="batch"):
+        maximize_output(net.weights, np.zeros(3), np.ones(3), batch=0)
+    sol = optimize_output(net, 1, backend="input-bab", time_limit=5, encoding_typo=1)
+    assert sol.extra["ignored_options"] == ["encoding_typo"]
