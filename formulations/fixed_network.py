@@ -13,6 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .box_bounds import relu_lines
 from .errors import InputError, UnknownNameError
 from .network import forward
 from .validation import check_box, check_weights
@@ -133,7 +134,7 @@ class FixedNetwork:
         relax = []
         for k in range(1, self.n_layers):
             L, U = out[-1]
-            relax.append(_relu_lines(L, U))
+            relax.append(relu_lines(L, U))
             Wk, bk = self.weights[k]
             iL, iU = _interval_affine(Wk, bk, np.maximum(L, 0.0), np.maximum(U, 0.0))
             cL, cU = self._backsubstitute(k, relax)
@@ -177,14 +178,3 @@ def _interval_affine(W, b, lo, hi):
     centre = W @ ((lo + hi) * 0.5) + b
     radius = np.abs(W) @ ((hi - lo) * 0.5)
     return centre - radius, centre + radius
-
-
-def _relu_lines(L, U):
-    """Lines ``sl z <= relu(z) <= su z + tu`` valid on ``[L, U]`` (elementwise)."""
-    active, inactive = L >= 0, U <= 0
-    unstable = ~(active | inactive)
-    width = np.where(unstable, U - L, 1.0)
-    su = np.where(active, 1.0, np.where(unstable, U / width, 0.0))
-    tu = np.where(unstable, -L * U / width, 0.0)
-    sl = np.where(active, 1.0, np.where(unstable, (U >= -L).astype(float), 0.0))
-    return sl, su, tu
