@@ -32,6 +32,7 @@ import numpy as np
 
 from unrectify.formulations.box_bounds import output_upper_bounds
 from unrectify.formulations.errors import InputError
+from unrectify.formulations.network import predict
 
 from .scip import DEFAULT_ABSGAP, DEFAULT_GAP
 
@@ -53,11 +54,7 @@ class BabResult:
 
 
 def _forward(weights, X: np.ndarray, row: int) -> np.ndarray:
-    h = X
-    for W, b in weights[:-1]:
-        h = np.maximum(h @ W.T + b, 0.0)
-    W, b = weights[-1]
-    return h @ W[row] + b[row]
+    return predict(weights, X)[:, row]      # the project's one forward pass
 
 
 def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign: float = 1.0,

@@ -42,7 +42,9 @@ def relu_lines(L: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return sl, su, tu
 
 
-def _interval(W: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def affine_range(W: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact range of ``W x + b`` over the box ``[lo, hi]`` (centre-radius form); ``lo``, ``hi``
+    of shape ``(n,)`` or ``(K, n)`` (one box per row)."""
     centre = ((lo + hi) * 0.5) @ W.T + b
     radius = ((hi - lo) * 0.5) @ np.abs(W).T
     return centre - radius, centre + radius
@@ -82,7 +84,7 @@ def output_upper_bounds(weights: Sequence[tuple[np.ndarray, np.ndarray]], lo: np
     hi = np.atleast_2d(np.asarray(hi, dtype=float))
     K = lo.shape[0]
     W1, b1 = weights[0]
-    bounds = [_interval(W1, b1, lo, hi)]
+    bounds = [affine_range(W1, b1, lo, hi)]
     relax: list = []
     n_layers = len(weights)
     for k in range(1, n_layers):
@@ -97,12 +99,12 @@ def output_upper_bounds(weights: Sequence[tuple[np.ndarray, np.ndarray]], lo: np
         up = _linear_max(lamU, cU, lo, hi)
         if k == n_layers - 1:
             lam = lamU[:, 0, :]
-            ub = np.minimum(up[:, 0], _interval(W, b, np.maximum(L, 0.0), np.maximum(U, 0.0))[1][:, 0])
+            ub = np.minimum(up[:, 0], affine_range(W, b, np.maximum(L, 0.0), np.maximum(U, 0.0))[1][:, 0])
             ub = ub + ROUND_SLACK * (1.0 + np.abs(ub))
             return ub, lam, np.where(lam > 0, hi, lo)
         lamL, cL = _backsubstitute(weights, lam0, c0, relax, upper=False)
         low = -_linear_max(-lamL, -cL, lo, hi)
-        iL, iU = _interval(W, b, np.maximum(L, 0.0), np.maximum(U, 0.0))
+        iL, iU = affine_range(W, b, np.maximum(L, 0.0), np.maximum(U, 0.0))
         bounds.append((np.maximum(low, iL), np.minimum(up, iU)))
     # one affine layer: the exact maximum over each box
     W, b = sign * W1[row:row + 1], sign * b1[row:row + 1]
@@ -111,4 +113,4 @@ def output_upper_bounds(weights: Sequence[tuple[np.ndarray, np.ndarray]], lo: np
     return ub + ROUND_SLACK * (1.0 + np.abs(ub)), lam[:, 0, :].copy(), np.where(lam[:, 0, :] > 0, hi, lo)
 
 
-__all__ = ["ROUND_SLACK", "output_upper_bounds", "relu_lines"]
+__all__ = ["ROUND_SLACK", "affine_range", "output_upper_bounds", "relu_lines"]

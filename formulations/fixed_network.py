@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .box_bounds import relu_lines
+from .box_bounds import affine_range, relu_lines
 from .errors import InputError, UnknownNameError
 from .network import forward
 from .validation import check_box, check_weights
@@ -122,7 +122,7 @@ class FixedNetwork:
         out = []
         lo, hi = self.input_lo, self.input_hi
         for W, b in self.weights:
-            L, U = _interval_affine(W, b, lo, hi)
+            L, U = affine_range(W, b, lo, hi)
             out.append((L, U))
             lo, hi = np.maximum(L, 0.0), np.maximum(U, 0.0)
         return out
@@ -130,13 +130,13 @@ class FixedNetwork:
     @cached_property
     def crown_bounds(self) -> list[tuple[np.ndarray, np.ndarray]]:
         W1, b1 = self.weights[0]
-        out = [_interval_affine(W1, b1, self.input_lo, self.input_hi)]  # exact for one affine layer
+        out = [affine_range(W1, b1, self.input_lo, self.input_hi)]  # exact for one affine layer
         relax = []
         for k in range(1, self.n_layers):
             L, U = out[-1]
             relax.append(relu_lines(L, U))
             Wk, bk = self.weights[k]
-            iL, iU = _interval_affine(Wk, bk, np.maximum(L, 0.0), np.maximum(U, 0.0))
+            iL, iU = affine_range(Wk, bk, np.maximum(L, 0.0), np.maximum(U, 0.0))
             cL, cU = self._backsubstitute(k, relax)
             out.append((np.maximum(iL, cL), np.minimum(iU, cU)))
         return out
@@ -170,11 +170,3 @@ class FixedNetwork:
         total = sum(len(L) for L, _ in hidden)
         return {"hidden_units": total, "active": active, "inactive": inactive,
                 "unstable": total - active - inactive}
-
-
-def _interval_affine(W, b, lo, hi):
-    """Exact range of ``W x + b`` over the box ``[lo, hi]`` (centre-radius form of
-    ``W^+ lo + W^- hi + b`` and ``W^+ hi + W^- lo + b``)."""
-    centre = W @ ((lo + hi) * 0.5) + b
-    radius = np.abs(W) @ ((hi - lo) * 0.5)
-    return centre - radius, centre + radius
