@@ -6,9 +6,11 @@ and every sub-box whose bound cannot beat the best input found is discarded.
 
 * **Bound**: the largest bound over the open and the pruned boxes is a proven upper bound of the
   maximum (each box's bound is valid on the box, and the boxes cover the input box).
-* **Incumbent**: forward passes (numpy) at random inputs, at the centre of every new box and at
-  the box corner that maximises its linear bound: every incumbent value *is* the network's
-  output at a feasible input, so it needs no further certificate.
+* **Incumbent**: random inputs improved by projected gradient ascent, the centre of every new box
+  and the box corner that maximises its linear bound; whenever one of them improves the
+  incumbent it is polished by walking linear regions with small LPs to the vertex where its
+  region's maximum lies (:mod:`unrectify.backends.input_search`).  Every incumbent value is a
+  forward pass at a feasible input, so it needs no further certificate.
 * **Search**: best first, in batches: the ``batch`` open boxes with the largest bounds are each
   halved along the input coordinate with the largest ``|lam_i| (hi_i - lo_i)`` (the linear
   bound's sensitivity times the width), both halves bounded in one vectorised call.
@@ -32,8 +34,8 @@ import numpy as np
 
 from unrectify.formulations.box_bounds import output_upper_bounds
 from unrectify.formulations.errors import InputError
-from unrectify.formulations.network import predict
 
+from .input_search import ascend, polish, value
 from .scip import DEFAULT_ABSGAP, DEFAULT_GAP
 
 NAME = "input-bab"
@@ -53,15 +55,18 @@ class BabResult:
     message: str = ""
 
 
-def _forward(weights, X: np.ndarray, row: int) -> np.ndarray:
-    return predict(weights, X)[:, row]      # the project's one forward pass
+#: the best random inputs that are improved by gradient ascent (the best of them is polished)
+ASCENT_STARTS = 256
 
 
 def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign: float = 1.0,
                     time_limit: float | None = 60.0, gap: float = DEFAULT_GAP, absgap: float = DEFAULT_ABSGAP,
                     batch: int = 1024, samples: int = 4096, max_open: int = 4_000_000,
-                    seed: int = 0) -> BabResult:
-    """Maximise ``sign * z_L[row]`` over the box ``[lo, hi]`` (module docstring)."""
+                    seed: int = 0, local_search: bool = True) -> BabResult:
+    """Maximise ``sign * z_L[row]`` over the box ``[lo, hi]`` (module docstring).
+
+    ``local_search=False`` keeps only the random inputs, box centres and corners as incumbents
+    (no gradient ascent, no region LPs)."""
     t0 = time.perf_counter()
     lo = np.asarray(lo, dtype=float).ravel()
     hi = np.asarray(hi, dtype=float).ravel()
@@ -72,17 +77,23 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
         raise InputError(f"input-bab needs batch >= 1 and max_open >= 2 batch, got {batch}, {max_open}")
     rng = np.random.default_rng(seed)
 
-    # incumbent: random inputs plus the box corners of the first bound
+    def improve(x: np.ndarray, v: float) -> tuple[np.ndarray, float]:
+        return polish(weights, x, lo, hi, row, sign) if local_search else (x, v)
+
+    # incumbent: random inputs (the best ascended, the best of those polished), the root's corner
     X = lo + (hi - lo) * rng.random((max(int(samples), 1), n0))
-    f = sign * _forward(weights, X, row)
+    f = value(weights, X, row, sign)
+    if local_search:
+        X = ascend(weights, X[np.argsort(-f)[:ASCENT_STARTS]], lo, hi, row, sign, steps=50)
+        f = value(weights, X, row, sign)
     i = int(np.argmax(f))
-    best, best_x = float(f[i]), X[i].copy()
+    best_x, best = improve(X[i], float(f[i]))
 
     ub, lam, vert = output_upper_bounds(weights, lo[None], hi[None], row, sign)
     open_lo, open_hi, open_ub, open_lam = lo[None].copy(), hi[None].copy(), ub, lam
-    fv = sign * _forward(weights, vert, row)
+    fv = value(weights, vert, row, sign)
     if fv[0] > best:
-        best, best_x = float(fv[0]), vert[0].copy()
+        best_x, best = improve(vert[0], float(fv[0]))
     boxes, rounds, closed = 1, 0, -np.inf
     status, message = "time_limit", ""
     while True:
@@ -115,12 +126,15 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
         lo2[idx, d] = mid
         new_lo, new_hi = np.concatenate([lo1, lo2]), np.concatenate([hi1, hi2])
         nub, nlam, nvert = output_upper_bounds(weights, new_lo, new_hi, row, sign)
+        # a half's box lies in its parent's, so the parent's bound holds on it too (CROWN's own
+        # bound of a sub-box can be looser: its lower ReLU lines are chosen by a heuristic)
+        nub = np.minimum(nub, np.tile(open_ub[part], 2))
         boxes += len(nub)
         cand = np.concatenate([nvert, 0.5 * (new_lo + new_hi)])
-        fc = sign * _forward(weights, cand, row)
+        fc = value(weights, cand, row, sign)
         j = int(np.argmax(fc))
         if fc[j] > best:
-            best, best_x = float(fc[j]), cand[j].copy()
+            best_x, best = improve(cand[j].copy(), float(fc[j]))
         open_lo = np.concatenate([open_lo[rest], new_lo])
         open_hi = np.concatenate([open_hi[rest], new_hi])
         open_ub = np.concatenate([open_ub[rest], nub])

@@ -239,6 +239,7 @@ def test_evaluate_reports_zero_violation_at_the_forward_pass():
     ({"mu0": 0.0}, "mu0"),
     ({"nonsense": 1}, "unknown ALM option"),
     ({"strategy": "magic"}, "strategy"),
+    ({"lr_schedule": "step"}, "lr_schedule"),
 ])
 def test_bad_input_raises_one_line_value_error(kwargs, match):
     p = random_instance(5, (1, 2, 1), seed=0, weight_bound=2.0)
@@ -482,6 +483,40 @@ def test_reduced_alm_stops_as_stalled_not_at_the_time_limit():
     assert res.seconds < 30
     assert res.name == "alm" and res.method == "reduced"
     assert len([h for h in res.history if h.get("phase") == "reduced"]) <= 6  # two windows of 3
+
+
+def test_cosine_lr_decays_over_whichever_budget_runs_out_first():
+    from unrectify.backends.alm.reduced import cosine_lr
+
+    assert cosine_lr(1e-3, 0.0, 10.0, 0, 100) == pytest.approx(1e-3)
+    assert cosine_lr(1e-3, 5.0, 10.0, 0, 100) == pytest.approx(5e-4)          # half the seconds
+    assert cosine_lr(1e-3, 1.0, 10.0, 50, 100) == pytest.approx(5e-4)         # half the outer steps
+    assert cosine_lr(1e-3, 20.0, 10.0, 0, 100) == pytest.approx(0.0, abs=1e-18)
+    assert cosine_lr(1e-3, 5.0, None, 25, 100) == pytest.approx(1e-3 * (1 + np.cos(np.pi / 4)) / 2)
+
+
+def test_reduced_alm_passes_the_scheduled_lr_to_its_steps(monkeypatch):
+    """``lr_schedule="cosine"`` with a time limit: the inner steps get a non-increasing lr that
+    starts at ``lr`` and ends near 0; ``"constant"`` keeps ``lr`` throughout."""
+    from unrectify.backends.alm import reduced
+
+    p = random_instance(400, (2, 16, 16, 1), seed=5, weight_bound=None)
+    step = reduced._Run.step
+    for sched in ("constant", "cosine"):
+        lrs: list[float] = []
+
+        def spy(self, rows, lr, *a, lrs=lrs, **k):
+            lrs.append(lr)
+            return step(self, rows, lr, *a, **k)
+
+        monkeypatch.setattr(reduced._Run, "step", spy)
+        res = solve_alm(p, method="reduced", polish=False, time_limit=2, max_outer=10**6, lr=3e-3,
+                        lr_schedule=sched, stall_window=10**6)
+        assert np.isfinite(res.forward_loss) and len(lrs) > 100
+        if sched == "constant":
+            assert set(lrs) == {3e-3}
+        else:
+            assert lrs[0] == 3e-3 and all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 3e-4
 
 
 def test_reduced_alm_ends_feasible_with_binary_d_and_matching_forward_loss():

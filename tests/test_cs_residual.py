@@ -123,10 +123,18 @@ def test_residual_alm_variants_train_and_are_named_apart(digits) -> None:
         assert [W.shape for W, _ in dec.weights_] == [(8, 16), (64, 8)]
         out = dec.reconstruct(Yt)
         assert out.shape == St.shape and np.all((out >= 0) & (out <= 1))
+    # the ALM's inner Adam steps use the twin's minibatch, step size and schedule
+    for dec in (pure, refined):
+        o = dec.result_.options
+        assert (o["batch_size"], o["lr"], o["lr_schedule"]) == (dec.batch_size, dec.lr, dec.schedule) == (64, 1e-3, "cosine")
+    const = get_decoder("res-alm", Phi, hidden=(8,), time_limit=1.0, schedule="constant", lr=3e-3).fit(Y, S)
+    assert (const.result_.options["lr"], const.result_.options["lr_schedule"]) == (3e-3, "constant")
     with pytest.raises(CSInputError, match="trainer"):
         get_decoder("res-alm", Phi, trainer="sgd")
     with pytest.raises(CSInputError, match="consistency"):
         get_decoder("res-alm", Phi, consistency="magic")
+    with pytest.raises(CSInputError, match="schedule"):
+        get_decoder("res-alm", Phi, schedule="linear")
 
 
 # ---------------------------------------------------------------- block CS

@@ -15,6 +15,7 @@ from unrectify.formulations.errors import InputError
 DTYPES = ("float64", "float32")
 STRATEGIES = ("random", "diverse", "hop")
 METHODS = ("auto", "blocks", "reduced")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -59,6 +60,12 @@ class ALMOptions:
     certified N = 10 instances (seeds 0-31, widths 1,2,1, B = 2) best-of-10 reached the optimum
     on 31 with ``"diverse"`` and 26 with ``"hop"`` (the earlier default, tuned on 11 N = 6
     instances); docs/alm.md has the held-out check.
+
+    Reduced method (:mod:`unrectify.backends.alm.reduced`, large networks): ``batch_size``
+    samples per inner step, Adam step ``lr`` on the weights, constant or (``lr_schedule=
+    "cosine"``) decayed as ``lr (1 + cos(pi f)) / 2`` with ``f`` the fraction of the budget used
+    (the larger of elapsed / time limit of the ALM phase and outer / ``max_outer``), as the
+    Adam decoders do; the other knobs are listed in docs/alm.md.
     """
 
     mu0: float = 10.0
@@ -89,6 +96,7 @@ class ALMOptions:
     method: str = "auto"
     batch_size: int = 64
     lr: float = 1e-3
+    lr_schedule: str = "constant"
     inner_epochs: int = 1
     outer_samples: int = 8192
     rho0: float = 1.0
@@ -151,6 +159,8 @@ class ALMOptions:
         for name in ("d_refresh", "d_step"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"ALM option {name} must be True or False, got {getattr(self, name)!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"ALM lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.strategy not in STRATEGIES:
             raise InputError(f"ALM restart strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
 

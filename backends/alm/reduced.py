@@ -476,6 +476,15 @@ def stationarity(run: _Run, chunk: int | None = None) -> float:
     return s
 
 
+def cosine_lr(lr: float, elapsed: float, budget: float | None, outer: int, max_outer: int) -> float:
+    """``lr (1 + cos(pi f)) / 2`` with ``f`` the used fraction of whichever budget runs out first
+    (seconds or outer iterations), as the Adam decoders decay theirs."""
+    f = outer / max_outer
+    if budget is not None and budget > 0:
+        f = max(f, elapsed / budget)
+    return 0.5 * lr * (1.0 + math.cos(math.pi * min(f, 1.0)))
+
+
 def reduced_alm(problem: TrainingProblem, weights: Weights, opts: Any, *, deadline: float | None, t0: float,
                 history: list[dict], restart: int = 0, callback: Callable[[dict], Any] | None = None,
                 seed: int = 0) -> ReducedOutcome:
@@ -499,16 +508,23 @@ def reduced_alm(problem: TrainingProblem, weights: Weights, opts: Any, *, deadli
     steps = 0
     k = 0
     m = run.outer_pass(opts.lam_max, refresh=False, update=False)
+    t_start = time.perf_counter()
+    lr = opts.lr
     for k in range(1, opts.max_outer + 1):
         stop = False
         for _ in range(passes):
             perm = rng.permutation(N)
             for s in range(0, N, bs):
-                run.step(np.sort(perm[s:s + bs]), opts.lr)
+                run.step(np.sort(perm[s:s + bs]), lr)
                 steps += 1
-                if deadline is not None and steps % 8 == 0 and time.perf_counter() >= deadline:
-                    stop = True
-                    break
+                if steps % 8 == 0:
+                    now = time.perf_counter()
+                    if deadline is not None and now >= deadline:
+                        stop = True
+                        break
+                    if opts.lr_schedule == "cosine":
+                        lr = cosine_lr(opts.lr, now - t_start, deadline - t_start if deadline is not None else None,
+                                       k - 1, opts.max_outer)
             if stop:
                 break
         m = run.outer_pass(opts.lam_max, refresh=run.refresh, update=not stop)

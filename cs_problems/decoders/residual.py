@@ -12,7 +12,10 @@ lowers the validation MSE (else ``f = 0``): the decoder cannot do worse than its
 those pairs. The same architecture is trained by Adam (``res-adam``), by the ALM alone
 (``res-alm``) or by the ALM followed by L-BFGS-B (``res-alm+lbfgs``), through the same trainers
 as the plain MLP decoders (:func:`~unrectify.cs.decoders.adam.train_mlp_adam`,
-:func:`~unrectify.cs.decoders.alm.train_mlp_alm`).
+:func:`~unrectify.cs.decoders.alm.train_mlp_alm`); the ALM twins take the decoder's
+``batch_size``, ``lr`` and ``schedule`` for the ALM's inner Adam steps on the weights (ALM options
+``batch_size``, ``lr``, ``lr_schedule``), so both twins step alike and differ in the objective
+they descend (the augmented Lagrangian of the split form against the forward-pass loss).
 
 Consistency step ``C_k`` (``P = Phi^+ = Phi^T (Phi Phi^T)^{-1}``, ``B = [0, 1]^n``):
 
@@ -39,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CSInputError
-from .adam import check_adam_options, import_torch, train_mlp_adam
+from .adam import SCHEDULES, check_adam_options, import_torch, train_mlp_adam
 from .alm import check_alm_options, train_mlp_alm
 from .base import Decoder, register_decoder
 from .mlp import Weights, mlp_forward, validation_split
@@ -125,6 +128,8 @@ class ResidualDecoder(Decoder):
             import_torch(f"decoder {self.name!r}")
         else:
             check_alm_options(alm_time, max_outer, max_inner, restarts, 0.0, 10, 5)
+            if schedule not in SCHEDULES:
+                raise CSInputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         self.trainer, self.hidden, self.alpha = trainer, hidden, float(alpha)
         self.consistency, self.rounds, self.step = consistency, int(rounds), float(step)
         self.validation = float(validation)
@@ -154,10 +159,12 @@ class ResidualDecoder(Decoder):
                 weight_decay=self.weight_decay, time_limit=self.time_limit, schedule=self.schedule,
                 zero_output=True, seed=self.seed, progress=self.progress, desc=f"{self.name} m={self.m}",
             )
+        # the twin's minibatch, step size and schedule for the ALM's inner Adam steps
+        twin = {"batch_size": self.batch_size, "lr": self.lr, "lr_schedule": self.schedule}
         return train_mlp_alm(
             Y, R, self.hidden, time_limit=self._alm_time, max_outer=self.max_outer, max_inner=self.max_inner,
             polish=self.trainer == "alm+lbfgs", restarts=self.restarts, dtype=self.dtype, seed=self.seed,
-            progress=self.progress, alm_options=self.alm_options,
+            progress=self.progress, alm_options={**twin, **self.alm_options},
         )
 
     def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:

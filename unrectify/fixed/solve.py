@@ -113,7 +113,7 @@ def optimize_output(net: FixedNetwork, output_index: int | Sequence[int] = 0, se
 
 
 #: options of the input-space branch and bound (:func:`unrectify.backends.input_bab.maximize_output`)
-INPUT_BAB_OPTIONS = ("gap", "absgap", "batch", "samples", "max_open", "seed")
+INPUT_BAB_OPTIONS = ("gap", "absgap", "batch", "samples", "max_open", "seed", "local_search")
 
 
 def _optimize_by_input_bab(net: FixedNetwork, output_index, sense: str, time_limit: float | None,
