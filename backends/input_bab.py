@@ -13,7 +13,9 @@ and every sub-box whose bound cannot beat the best input found is discarded.
   forward pass at a feasible input, so it needs no further certificate.
 * **Search**: best first, in batches: the ``batch`` open boxes with the largest bounds are each
   halved along the input coordinate with the largest ``|lam_i| (hi_i - lo_i)`` (the linear
-  bound's sensitivity times the width), both halves bounded in one vectorised call.
+  bound's sensitivity times the width), both halves bounded in one vectorised call; a half
+  keeps the smaller of its own bound and its parent's (valid on it too; CROWN's bound is not
+  monotone in the box, because its lower ReLU lines are chosen by a heuristic).
 * **Stop**: ``optimal`` when the bound is within ``max(gap |best|, absgap)`` of the best value
   (SCIP's rule, same defaults as the ``scip`` backend: every open box is within the gap);
   ``time_limit`` at the time
