@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unrectify.formulations.network import forward, predict
+from unrectify.formulations.network import forward, input_vjp, predict
 
 
 def value(weights, X: np.ndarray, row: int, sign: float) -> np.ndarray:
@@ -36,10 +36,9 @@ def value(weights, X: np.ndarray, row: int, sign: float) -> np.ndarray:
 def _input_gradient(weights, X: np.ndarray, row: int, sign: float) -> np.ndarray:
     """Gradient of ``sign * z_L[row]`` in the input at every row of ``X`` (back-propagation)."""
     zs, _ = forward(weights, X)
-    g = np.broadcast_to(sign * np.asarray(weights[-1][0])[row], (X.shape[0], weights[-1][0].shape[1]))
-    for l in range(len(weights) - 2, -1, -1):
-        g = (g * (zs[l] > 0)) @ np.asarray(weights[l][0])
-    return g
+    G = np.zeros((X.shape[0], np.asarray(weights[-1][0]).shape[0]))
+    G[:, row] = sign
+    return input_vjp(weights, zs, G)
 
 
 def ascend(weights, X: np.ndarray, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign: float = 1.0,

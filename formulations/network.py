@@ -81,4 +81,14 @@ def predict(weights: Weights, X: np.ndarray, *, relu_output: bool = False,
     return out
 
 
-__all__ = ["Weights", "forward", "layers", "predict", "relu"]
+def input_vjp(weights: Weights, zs: Sequence[np.ndarray], G: np.ndarray) -> np.ndarray:
+    """Back-propagate output cotangents ``G`` ``(N, n_L)`` to the input: row ``i`` is
+    ``G_i^T dz_L/dx`` at sample ``i`` (a subgradient at kinks, ``relu'(0) = 0``), with ``zs``
+    the pre-activations of :func:`forward` at those samples."""
+    g = G @ np.asarray(weights[-1][0])
+    for (W, _), z in zip(reversed(weights[:-1]), reversed(zs[:-1])):
+        g = (g * (z > 0)) @ np.asarray(W)
+    return g
+
+
+__all__ = ["Weights", "forward", "input_vjp", "layers", "predict", "relu"]

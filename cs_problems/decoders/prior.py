@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from unrectify.formulations.network import forward, predict
+from unrectify.formulations.network import forward, input_vjp, predict
 
 from ..errors import CSInputError
 from .adam import import_torch
@@ -242,7 +242,4 @@ def _l1_value_and_grad(weights: Weights, X: np.ndarray, Y: np.ndarray) -> tuple[
     """Row values ``||f(x) - y||_1`` and a subgradient with respect to ``x`` (backpropagation)."""
     zs, _ = forward(weights, X, dtype=None)   # the one forward pass (unrectify.formulations.network)
     r = zs[-1] - Y
-    g = np.sign(r) @ weights[-1][0]
-    for (W, _), z in zip(reversed(weights[:-1]), reversed(zs[:-1])):
-        g = (g * (z > 0)) @ W
-    return np.abs(r).sum(axis=1), g
+    return np.abs(r).sum(axis=1), input_vjp(weights, zs, np.sign(r))
