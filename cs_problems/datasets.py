@@ -235,20 +235,52 @@ def load_dataset(
     ``n_samples=None`` returns the whole split; otherwise a subset of that size drawn
     without replacement with ``numpy.random.default_rng(seed)`` (kept in split order).
     """
-    _check_name(name)
-    if split not in SPLITS:
-        raise CSInputError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
-    if n_samples is not None:
-        if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples <= 0:
-            raise CSInputError(f"n_samples must be a positive integer, got {n_samples!r}")
-    total = _split_size(name, split)
-    if n_samples is None:
+    idx = _subset(name, split, n_samples, seed)
+    if idx is None:
         X = _LOADERS[name](split)
         fresh = name == "patches" and split == "train"  # built on every call; the others are cached
         return X if fresh else X.copy()
-    if n_samples > total:
-        raise CSInputError(f"requested {n_samples} {split} samples but {name!r} has only {total}")
-    idx = np.sort(np.random.default_rng(seed).choice(total, int(n_samples), replace=False))
     if name == "patches" and split == "train":
         return _augmented_train_patches(idx)
     return _LOADERS[name](split)[idx]
+
+
+def _subset(name: str, split: str, n_samples: int | None, seed: int) -> np.ndarray | None:
+    """Row indices of the seeded subset :func:`load_dataset` returns (None: the whole split)."""
+    _check_name(name)
+    if split not in SPLITS:
+        raise CSInputError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    if n_samples is None:
+        return None
+    if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples <= 0:
+        raise CSInputError(f"n_samples must be a positive integer, got {n_samples!r}")
+    total = _split_size(name, split)
+    if n_samples > total:
+        raise CSInputError(f"requested {n_samples} {split} samples but {name!r} has only {total}")
+    return np.sort(np.random.default_rng(seed).choice(total, int(n_samples), replace=False))
+
+
+def load_groups(
+    name: str, split: str = "train", n_samples: int | None = None, seed: int = 0
+) -> np.ndarray | None:
+    """Source labels of the rows :func:`load_dataset` returns with the same arguments, or None
+    where the rows are independent images (digits, MNIST). ``patches`` train: the index into
+    :data:`TRAIN_IMAGES` of each patch's image (its overlapping neighbours and its flips share
+    it); ``patches`` test: the index into :data:`TEST_IMAGES`. Decoders that hold out training
+    pairs hold out whole groups (``Decoder.fit(..., groups=...)``)."""
+    idx = _subset(name, split, n_samples, seed)
+    if name != "patches":
+        return None
+    rows = _patch_groups(split)
+    return rows.copy() if idx is None else rows[idx]
+
+
+@functools.lru_cache(maxsize=None)
+def _patch_groups(split: str) -> np.ndarray:
+    names, stride = (TRAIN_IMAGES, PATCH_STRIDE_TRAIN) if split == "train" else (TEST_IMAGES, PATCH_STRIDE_TEST)
+    per_image = []
+    for name in names:   # patch counts as extract_patches makes them
+        H, W = grey_image(name).shape
+        per_image.append(((H - PATCH_SIZE) // stride + 1) * ((W - PATCH_SIZE) // stride + 1))
+    base = np.repeat(np.arange(len(names)), per_image)
+    return base.repeat(N_TRANSFORMS) if split == "train" else base

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from .blocks import block_cs as block_cs_image, image_metrics
-from .datasets import image_shape, load_dataset, test_images
+from .datasets import image_shape, load_dataset, load_groups, test_images
 from .decoders import decoder_class, get_decoder, missing_requirements
 from .errors import CSDependencyError, CSInputError
 from .metrics import mean_metrics
@@ -335,6 +335,7 @@ def run_cs_experiment(
     check_decoder_options(dataset, rs, ms, opts, seed, progress)   # before any folder is created
     shape = image_shape(dataset)
     S_train = load_dataset(dataset, "train", n_train, seed=seed)
+    G_train = load_groups(dataset, "train", n_train, seed=seed)   # held-out choices see unseen images
     S_test = load_dataset(dataset, "test", n_test, seed=seed)
     n = S_train.shape[1]
     out = Path(out_dir)
@@ -372,7 +373,7 @@ def run_cs_experiment(
                     given = ", ".join(f"{k}={v!r}" for k, v in opts.get(method, {}).items())
                     raise CSInputError(f"bad option for decoder {method!r} ({given}): {exc}") from None
                 t0 = time.perf_counter()
-                decoder.fit(Y_train, S_train)
+                decoder.fit(Y_train, S_train, groups=G_train)
                 t1 = time.perf_counter()
                 S_hat = decoder.reconstruct(Y_test)
                 t2 = time.perf_counter()

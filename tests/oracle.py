@@ -16,6 +16,9 @@ import itertools
 import cvxpy as cp
 import numpy as np
 
+LAST_QP_COUNT = 0
+"""QPs the last :func:`enumerate_optimum` call solved (after pruning by the relaxation)."""
+
 
 def threshold_patterns(x: np.ndarray) -> list[np.ndarray]:
     order = np.argsort(x)
@@ -29,7 +32,37 @@ def threshold_patterns(x: np.ndarray) -> list[np.ndarray]:
     return list(pats.values())
 
 
-def enumerate_optimum(X: np.ndarray, Y: np.ndarray, hidden: int, B: float, loss: str = "mse") -> float:
+def _pattern_combos(n_pats: int, signs: tuple[float, ...]) -> np.ndarray:
+    """``(C, hidden)`` pattern indices; units with equal sign are interchangeable, so their
+    patterns are enumerated as multisets (non-decreasing index along a run of equal signs)."""
+    hidden = len(signs)
+    grid = np.stack(np.meshgrid(*[np.arange(n_pats)] * hidden, indexing="ij"), -1).reshape(-1, hidden)
+    keep = np.ones(grid.shape[0], dtype=bool)
+    for j in range(hidden - 1):
+        if signs[j] == signs[j + 1]:
+            keep &= grid[:, j] <= grid[:, j + 1]
+    return grid[keep]
+
+
+def _relaxed_mse(P: np.ndarray, combos: np.ndarray, s: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per combo, the least-squares value with the pattern and box constraints dropped: a
+    lower bound on that combo's QP (a relaxation), computed for all combos at once."""
+    n = len(x)
+    A = P[combos].transpose(0, 2, 1)                       # (C, n, hidden)
+    M = np.concatenate([A * s * x[None, :, None], A * s, np.ones((A.shape[0], n, 1))], axis=2)
+    G = np.einsum("cni,cnj->cij", M, M)
+    g = np.einsum("cni,n->ci", M, y)
+    z = np.einsum("cij,cj->ci", np.linalg.pinv(G, hermitian=True), g)
+    return (y @ y - np.einsum("ci,ci->c", g, z)) / n
+
+
+def enumerate_optimum(X: np.ndarray, Y: np.ndarray, hidden: int, B: float, loss: str = "mse",
+                      prune: bool = True) -> float:
+    """Global optimum by enumeration of signs and threshold patterns (one convex QP/LP each).
+    For mse, every combo first gets the value of its unconstrained least-squares relaxation
+    (vectorised); QPs are solved in increasing order of that lower bound and the enumeration
+    stops once the bound reaches the best QP value: exact, as a combo whose relaxation is not
+    below the incumbent cannot improve on it. ``prune=False`` solves every combo's QP."""
     x = np.asarray(X, dtype=float).reshape(-1)
     y = np.asarray(Y, dtype=float).reshape(-1)
     n = len(x)
@@ -46,22 +79,36 @@ def enumerate_optimum(X: np.ndarray, Y: np.ndarray, hidden: int, B: float, loss:
     cons = [cp.abs(u) <= B * B, cp.abs(c) <= B * B, cp.abs(c0) <= B]
     cons += [cp.multiply(Gu[:, j], u[j]) + cp.multiply(Gc[:, j], c[j]) >= 0 for j in range(hidden)]
     prob = cp.Problem(cp.Minimize(obj), cons)
-    pats = threshold_patterns(x)
+    P = np.asarray(threshold_patterns(x))
     best = np.inf
+    work = []  # (relaxation bound or -inf, signs, combo)
     for signs in itertools.product((-1.0, 1.0), repeat=hidden):
-        # units with equal sign are interchangeable: enumerate their patterns as multisets
-        for combo in itertools.product(range(len(pats)), repeat=hidden):
-            if any(signs[j] == signs[j + 1] and combo[j] > combo[j + 1] for j in range(hidden - 1)):
-                continue
-            A = np.stack([pats[k] for k in combo], axis=1)
-            s = np.asarray(signs)
-            Mu.value = A * s * x[:, None]
-            Mc.value = A * s
-            Gu.value = (2 * A - 1) * x[:, None]
-            Gc.value = 2 * A - 1
-            prob.solve(solver=cp.CLARABEL)
-            if prob.status == "optimal" and prob.value < best:
-                best = prob.value
+        s = np.asarray(signs)
+        combos = _pattern_combos(len(P), signs)
+        if loss == "mse" and prune:
+            lb = np.concatenate([_relaxed_mse(P, ch, s, x, y) for ch in np.array_split(combos, -(-len(combos) // 20000))])
+        else:
+            lb = np.full(len(combos), -np.inf)
+        work += [(lb, s, combos)]
+    lb = np.concatenate([w[0] for w in work])
+    S = np.concatenate([np.repeat(w[1][None], len(w[2]), 0) for w in work])
+    C = np.concatenate([w[2] for w in work])
+    global LAST_QP_COUNT
+    LAST_QP_COUNT = 0
+    for k in np.argsort(lb, kind="stable"):
+        # the relaxation's rounding error is far below this margin
+        if lb[k] >= best * (1 + 1e-9) + 1e-14:
+            break
+        A = P[C[k]].T
+        s = S[k]
+        Mu.value = A * s * x[:, None]
+        Mc.value = A * s
+        Gu.value = (2 * A - 1) * x[:, None]
+        Gc.value = 2 * A - 1
+        prob.solve(solver=cp.CLARABEL)
+        LAST_QP_COUNT += 1
+        if prob.status == "optimal" and prob.value < best:
+            best = prob.value
     return float(best)
 
 

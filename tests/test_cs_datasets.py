@@ -115,3 +115,24 @@ def test_block_test_images_are_the_test_images() -> None:
     imgs = test_images()
     assert list(imgs) == list(TEST_IMAGES)
     assert all(im.ndim == 2 and im.dtype == np.float32 for im in imgs.values())
+
+
+def test_load_groups_label_each_patch_with_its_image() -> None:
+    from unrectify.cs.datasets import (N_TRANSFORMS, PATCH_SIZE, PATCH_STRIDE_TEST, PATCH_STRIDE_TRAIN,
+                                       TEST_IMAGES, TRAIN_IMAGES, extract_patches, grey_image, load_groups)
+
+    assert load_groups("digits", "train") is None and load_groups("mnist", "test", 5) is None
+    g = load_groups("patches", "test")
+    X = load_dataset("patches", "test")
+    for k, name in enumerate(TEST_IMAGES):
+        np.testing.assert_array_equal(X[g == k], extract_patches(grey_image(name), PATCH_SIZE, PATCH_STRIDE_TEST))
+    gt = load_groups("patches", "train")
+    counts = [extract_patches(grey_image(n), PATCH_SIZE, PATCH_STRIDE_TRAIN).shape[0] * N_TRANSFORMS
+              for n in TRAIN_IMAGES]
+    np.testing.assert_array_equal(np.bincount(gt), counts)
+    # a seeded subset carries the labels of its rows
+    sub = load_groups("patches", "train", 300, seed=4)
+    idx = np.sort(np.random.default_rng(4).choice(gt.size, 300, replace=False))
+    np.testing.assert_array_equal(sub, gt[idx])
+    with pytest.raises(CSInputError):
+        load_groups("patches", "train", 0)

@@ -180,8 +180,78 @@ def test_tv_anchored_hybrid_picks_beta_on_held_out_pairs(digits) -> None:
 
 
 def dec_validation(Y, S, validation=0.2, seed=0):
-    """The held-out pairs the hybrid selects on (same split, first n_select = 200)."""
+    """The held-out pairs the hybrid selects on (same split; all of them when at most n_select = 200)."""
     from unrectify.cs.decoders.mlp import validation_split
 
     _, _, Yv, Sv = validation_split(Y, S, validation, seed)
     return Yv[:200], Sv[:200]
+
+
+# ---------------------------------------------------------------- held-out groups
+def test_held_out_mask_holds_out_whole_groups() -> None:
+    from unrectify.cs.decoders.mlp import MIN_HELD_OUT_GROUPS, held_out_mask
+
+    rng = np.random.default_rng(0)
+    for seed in range(20):
+        sizes = rng.integers(1, 60, size=rng.integers(2, 25))
+        groups = np.repeat(np.arange(sizes.size), sizes)
+        mask = held_out_mask(groups.size, 0.1, seed, groups)
+        if mask is None:
+            continue
+        held = np.unique(groups[mask])
+        assert not np.isin(groups[~mask], held).any()          # no group on both sides
+        assert (~mask).sum() >= 10 and held.size < sizes.size   # something is left to train on
+        if sizes.size >= 2 * MIN_HELD_OUT_GROUPS:
+            assert held.size >= MIN_HELD_OUT_GROUPS
+        small = sizes <= max(2 * round(0.1 * groups.size), sizes.min())
+        # the fraction is reached unless every small group is already held out
+        assert mask.sum() >= round(0.1 * groups.size) or held.size >= min(small.sum(), sizes.size - 1) \
+            or held.size == MIN_HELD_OUT_GROUPS
+        np.testing.assert_array_equal(mask, held_out_mask(groups.size, 0.1, seed, groups))  # seeded
+    # one huge group is passed over; a single group cannot be split
+    groups = np.repeat(np.arange(8), [1000, 30, 30, 30, 30, 30, 30, 30])
+    mask = held_out_mask(groups.size, 0.05, 0, groups)
+    assert 0 not in groups[mask] and np.unique(groups[mask]).size >= MIN_HELD_OUT_GROUPS
+    assert held_out_mask(100, 0.2, 0, np.zeros(100, dtype=int)) is None
+
+
+def test_fit_with_groups_validates_and_reaches_the_held_out_choices(digits) -> None:
+    from unrectify.cs.decoders.mlp import held_out_mask
+
+    Phi, Y, S, Yt, St = digits
+    with pytest.raises(CSInputError, match="groups must be one label per training pair"):
+        get_decoder("linear", Phi).fit(Y, S, groups=np.zeros(3))
+    with pytest.raises(CSInputError, match="non-finite"):
+        get_decoder("linear", Phi).fit(Y, S, groups=np.full(Y.shape[0], np.nan))
+    labels = np.array([f"img{k}" for k in np.arange(Y.shape[0]) % 12])   # any hashable labels
+    g = np.unique(labels, return_inverse=True)[1]
+    mask = held_out_mask(Y.shape[0], 0.2, 0, g)
+    assert mask is not None
+    hyb = get_decoder("tv+res-alm+lbfgs", Phi, inner_options={"hidden": (8,), "time_limit": 1.0}, betas=(0.0, 1.0),
+                      max_iter=10, validation=0.2).fit(Y, S, groups=labels)
+    # the inner decoder trained on exactly the pairs of the groups that were not held out
+    assert hyb.inner_.n_train_ == (~mask).sum() < Y.shape[0]
+    assert set(hyb.validation_psnr_) == {"tv", 0.0, 1.0}
+
+
+def test_adaptive_hybrid_weights_each_image_by_its_disagreement(digits) -> None:
+    Phi, Y, S, Yt, St = digits
+    dec = get_decoder("adaptive-tv+res-alm+lbfgs", Phi, inner_options={"hidden": (8,), "time_limit": 1.0},
+                      gammas=(1e-4, 1e-2), max_iter=40, validation=0.2).fit(Y, S)
+    assert dec.name == "adaptive-tv+res-alm+lbfgs" and dec.gammas == (1e-4, 1e-2)
+    assert set(dec.validation_psnr_) == {"tv", 1e-4, 1e-2}
+    assert dec.validation_psnr_[dec.beta_] == max(dec.validation_psnr_.values())
+    X_L, X_TV = dec.inner_.reconstruct(Yt), dec._tv.solve(Yt)
+    w = dec.anchor_weights(X_L, X_TV, 1e-2)
+    d = np.mean((X_L - X_TV) ** 2, axis=1)
+    np.testing.assert_allclose(w, 1e-2 / np.maximum(d, 1e-8))
+    assert np.all(np.diff(w[np.argsort(d)]) <= 0)     # more disagreement, less weight on the anchor
+    # one weight per row reaches the solver: it equals solving each row with its own scalar weight
+    dec.beta_ = 1e-2
+    rows = np.stack([np.clip(dec._tv.solve(Yt[i:i + 1], S0=X_L[i:i + 1], anchor=X_L[i:i + 1], beta=w[i]), 0, 1)[0]
+                     for i in range(3)])
+    np.testing.assert_allclose(dec.reconstruct(Yt)[:3], rows, atol=1e-6)
+    with pytest.raises(CSInputError, match="anchor weight"):
+        dec._tv.solve(Yt, anchor=X_L, beta=np.ones(2))
+    with pytest.raises(CSInputError, match="gammas must be"):
+        get_decoder("adaptive-tv+res-alm+lbfgs", Phi, gammas=(-1.0,))

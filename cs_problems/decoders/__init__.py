@@ -6,10 +6,12 @@ Registered names (:data:`DECODERS`), in table order: classic ``pinv``, ``l1``, `
 learned ``linear`` (ridge), ``adam``, ``alm`` (ALM alone), ``alm+lbfgs`` (ALM then L-BFGS-B),
 ``res-adam``, ``res-alm``, ``res-alm+lbfgs`` (ridge + ReLU residual network + measurement
 consistency, :mod:`.residual`); named hybrids ``tv+res-adam``, ``tv+res-alm+lbfgs`` (TV anchored
-at the learned estimate, :mod:`.hybrid`); ``prior`` (generator prior) is imported on first use.
+at the learned estimate, :mod:`.hybrid`) and ``adaptive-tv+res-adam``, ``adaptive-tv+res-alm+lbfgs``
+(the same with one anchor weight per image, set from its measurements); ``prior`` (generator
+prior) is imported on first use.
 
 Adding a decoder (e.g. another MLP trainer): write a module with a subclass of
-:class:`~unrectify.cs.decoders.mlp.MLPDecoder` that implements ``_train(Y, S) -> weights``
+:class:`~unrectify.cs.decoders.mlp.MLPDecoder` that implements ``_train(Y, S, groups) -> weights``
 (weights ``[(W1, b1), ...]``, ``W_l`` shaped ``(n_l, n_{l-1})``; reconstruction is then the
 shared numpy :func:`~unrectify.cs.decoders.mlp.mlp_forward`) and call
 ``register_decoder("name", Class)`` at import. Names in :data:`PLANNED_DECODERS`
@@ -34,7 +36,7 @@ from .base import (
     register_decoder,
 )
 from .bases import dct_basis, sparsifying_basis, wavelet_basis
-from .hybrid import TVAnchoredDecoder
+from .hybrid import AdaptiveTVAnchoredDecoder, TVAnchoredDecoder
 from .l1 import L1Decoder, cvxpy_l1, fista_lasso
 from .linear import LinearDecoder, PinvDecoder
 from .mlp import MLPDecoder, check_weights, layer_widths, mlp_forward
@@ -66,6 +68,7 @@ __all__ = [
     "ResidualALMLBFGSDecoder",
     "ResidualAdamDecoder",
     "ResidualDecoder",
+    "AdaptiveTVAnchoredDecoder",
     "TVAnchoredDecoder",
     "TVDecoder",
     "available_decoders",

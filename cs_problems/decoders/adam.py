@@ -55,13 +55,15 @@ def check_adam_options(epochs: int, batch_size: int, lr: float, weight_decay: fl
 
 
 def train_mlp_adam(
-    X: np.ndarray, T: np.ndarray, hidden: Sequence[int], *, epochs: int = 60, batch_size: int = 64,
+    X: np.ndarray, T: np.ndarray, hidden: Sequence[int], *, groups: np.ndarray | None = None,
+    epochs: int = 60, batch_size: int = 64,
     lr: float = 1e-3, weight_decay: float = 0.0, validation: float = 0.0, time_limit: float | None = None,
     schedule: str = "constant", zero_output: bool = False, seed: int = 0, progress: bool = False,
     desc: str = "adam",
 ) -> tuple[Weights, dict[str, Any]]:
     """Train the ReLU MLP ``X -> T`` (widths ``[X.shape[1], *hidden, T.shape[1]]``) by Adam on the
-    mean squared error ``(1/(N n)) sum ||f(x_i) - t_i||^2``.
+    mean squared error ``(1/(N n)) sum ||f(x_i) - t_i||^2``. A ``validation`` fraction of the
+    pairs (whole ``groups`` when given, see :func:`.mlp.held_out_mask`) is held out.
 
     Returns weights acting on raw ``X`` and ``info`` with ``loss_history`` (training MSE per
     epoch), ``validation_history``, ``epochs`` run, ``steps`` and ``seconds``.
@@ -70,7 +72,7 @@ def train_mlp_adam(
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
-    X, T, Xv, Tv = validation_split(X, T, validation, seed)
+    X, T, Xv, Tv = validation_split(X, T, validation, seed, groups)
     mu, sd = standardiser(X)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -174,9 +176,9 @@ class AdamDecoder(MLPDecoder):
         self.seed, self.progress = int(seed), bool(progress)
         import_torch()  # fail early (and pay the import here, not inside the timed fit)
 
-    def _train(self, Y: np.ndarray, S: np.ndarray) -> Weights:
+    def _train(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> Weights:
         weights, info = train_mlp_adam(
-            Y, S, self.hidden, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+            Y, S, self.hidden, groups=groups, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             weight_decay=self.weight_decay, validation=self.validation, time_limit=self.time_limit,
             schedule=self.schedule, seed=self.seed, progress=self.progress, desc=f"adam m={self.m}",
         )

@@ -52,13 +52,15 @@ def check_alm_options(time_limit: float, max_outer: int | None, max_inner: int |
 
 
 def train_mlp_alm(
-    X: np.ndarray, T: np.ndarray, hidden: Sequence[int], *, time_limit: float = 30.0, max_outer: int | None = None,
+    X: np.ndarray, T: np.ndarray, hidden: Sequence[int], *, groups: np.ndarray | None = None,
+    time_limit: float = 30.0, max_outer: int | None = None,
     max_inner: int | None = None, polish: bool = False, restarts: int = 1, validation: float = 0.0,
     check_every: int = 10,
     patience: int = 5, dtype: str = "float32", seed: int = 0, progress: bool = False,
     alm_options: dict[str, Any] | None = None,
 ) -> tuple[Weights, dict[str, Any]]:
     """Train the ReLU MLP ``X -> T`` by the ALM (then L-BFGS-B when ``polish``) on the MSE.
+    A ``validation`` fraction of the pairs (whole ``groups`` when given) is held out.
 
     Returns weights acting on raw ``X`` and ``info`` with ``result`` (the solver's ALMResult)
     and ``validation_history`` (``(refinement iteration, validation MSE)`` pairs).
@@ -66,7 +68,7 @@ def train_mlp_alm(
     from unrectify.backends.alm import solve_alm
     from unrectify.formulations.problem import TrainingProblem
 
-    Xt, Tt, Xv, Tv = validation_split(X, T, validation, seed)
+    Xt, Tt, Xv, Tv = validation_split(X, T, validation, seed, groups)
     mu, sd = standardiser(Xt)
     widths = (X.shape[1], *[int(h) for h in hidden], T.shape[1])
     problem = TrainingProblem((Xt - mu) / sd, Tt, widths, loss="mse", weight_bound=None)
@@ -134,9 +136,9 @@ class ALMDecoder(MLPDecoder):
         self.validation, self.check_every, self.patience = float(validation), int(check_every), int(patience)
         self.alm_options = dict(alm_options or {})
 
-    def _train(self, Y: np.ndarray, S: np.ndarray) -> Weights:
+    def _train(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> Weights:
         weights, info = train_mlp_alm(
-            Y, S, self.hidden, time_limit=self.time_limit, max_outer=self.max_outer, max_inner=self.max_inner,
+            Y, S, self.hidden, groups=groups, time_limit=self.time_limit, max_outer=self.max_outer, max_inner=self.max_inner,
             polish=self.polish, restarts=self.restarts, validation=self.validation, check_every=self.check_every,
             patience=self.patience, dtype=self.dtype, seed=self.seed, progress=self.progress,
             alm_options=self.alm_options,

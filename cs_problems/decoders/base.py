@@ -120,15 +120,21 @@ class Decoder(BaseEstimator):
         return hasattr(self, "n_features_in_")
 
     # ------------------------------------------------------------------ public
-    def fit(self, Y_train: np.ndarray, S_train: np.ndarray) -> Decoder:
-        """Learn from measurement/image pairs ``(N, m)`` / ``(N, n)``; returns ``self``."""
+    def fit(self, Y_train: np.ndarray, S_train: np.ndarray, groups: np.ndarray | None = None) -> Decoder:
+        """Learn from measurement/image pairs ``(N, m)`` / ``(N, n)``; returns ``self``.
+
+        ``groups`` (optional, length ``N``): a label per pair saying which pairs are not
+        independent (e.g. the source image of a patch). Decoders that hold out training pairs
+        to choose something (early stopping, the residual, the hybrid's anchor weight) then
+        hold out whole groups, so that the choice is judged on unseen images, as on the test
+        set, and not on near-copies of training pairs (overlapping patches, their flips)."""
         Y = self._check_Y(Y_train)
         S = np.asarray(S_train, dtype=np.float64)
         if S.ndim != 2 or S.shape != (Y.shape[0], self.n):
             raise CSInputError(f"S_train must be ({Y.shape[0]}, {self.n}), got {S.shape}")
         if Y.shape[0] < 1:
             raise CSInputError("fit needs at least one training sample")
-        self._fit(Y, S)
+        self._fit(Y, S, check_groups(groups, Y.shape[0]))
         self.n_features_in_ = self.m
         self.n_train_ = int(Y.shape[0])
         return self
@@ -158,8 +164,9 @@ class Decoder(BaseEstimator):
         return float(np.mean(psnr(S, self.reconstruct(Y), max_db=PSNR_CAP_DB)))
 
     # ------------------------------------------------------------------ hooks
-    def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
-        """Learned decoders override this; model-based decoders ignore training data."""
+    def _fit(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> None:
+        """Learned decoders override this; model-based decoders ignore training data.
+        ``groups``: None or integer labels ``0..G-1`` per pair (see :meth:`fit`)."""
 
     def _reconstruct(self, Y: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -174,6 +181,18 @@ class Decoder(BaseEstimator):
 
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         return f"{type(self).__name__}(m={self.m}, n={self.n}, shape={self.shape})"
+
+
+def check_groups(groups: Any, n_pairs: int) -> np.ndarray | None:
+    """None, or the group labels as integers ``0..G-1`` (one per pair, any hashable labels)."""
+    if groups is None:
+        return None
+    g = np.asarray(groups)
+    if g.ndim != 1 or g.shape[0] != n_pairs:
+        raise CSInputError(f"groups must be one label per training pair ({n_pairs},), got shape {g.shape}")
+    if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
+        raise CSInputError("groups contain non-finite labels")
+    return np.unique(g, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def _image_shape(n: int, shape: Sequence[int] | None) -> tuple[int, int] | None:

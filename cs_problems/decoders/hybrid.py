@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import CSInputError
 from ..metrics import PSNR_CAP_DB, psnr
 from .base import Decoder, decoder_class, get_decoder, register_decoder
-from .mlp import validation_split
+from .mlp import train_groups, validation_split
 from .tv import TVDecoder
 
 
@@ -43,6 +43,7 @@ class TVAnchoredDecoder(Decoder):
     ``validation_mse_`` (held-out mean PSNR and MSE by candidate)."""
 
     name = "tv+learned"
+    _weights_name = "betas"
     learned = True
     inner_default = "res-adam"
 
@@ -61,7 +62,7 @@ class TVAnchoredDecoder(Decoder):
         self.time_limit = time_limit
         betas = tuple(float(b) for b in betas)
         if not betas or any(not (np.isfinite(b) and b >= 0) for b in betas):
-            raise CSInputError(f"betas must be a non-empty list of finite numbers >= 0, got {betas}")
+            raise CSInputError(f"{self._weights_name} must be a non-empty list of finite numbers >= 0, got {betas}")
         if not (0 < validation < 1) or int(n_select) < 1:
             raise CSInputError(f"validation must be in (0, 1) and n_select >= 1, got {validation}, {n_select}")
         self.betas, self.validation, self.n_select = betas, float(validation), int(n_select)
@@ -89,24 +90,72 @@ class TVAnchoredDecoder(Decoder):
             return self._tv.solve(Y)
         return self._tv.solve(Y, S0=X0, anchor=X0, beta=float(beta))
 
-    def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
-        Yt, St, Yv, Sv = validation_split(Y, S, self.validation, self.seed)
-        self.inner_ = self._make_inner().fit(Yt, St)
+    def _fit(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> None:
+        Yt, St, Yv, Sv = validation_split(Y, S, self.validation, self.seed, groups)
+        self.inner_ = self._make_inner().fit(Yt, St, train_groups(groups, self.validation, self.seed))
         self.validation_psnr_: dict[float | str, float] = {}
         self.validation_mse_: dict[float | str, float] = {}
         if Yv is None:
             self.beta_: float | str = max(self.betas)
             return
-        Yv, Sv = Yv[: self.n_select], Sv[: self.n_select]
+        if Yv.shape[0] > self.n_select:  # a seeded draw over all held-out pairs, not the first rows (one image)
+            pick = np.sort(np.random.default_rng([self.seed, 78]).choice(Yv.shape[0], self.n_select, replace=False))
+            Yv, Sv = Yv[pick], Sv[pick]
         X0 = self.inner_.reconstruct(Yv)
+        extra = {"X_TV": self._tv.solve(Yv)} if isinstance(self, AdaptiveTVAnchoredDecoder) else {}
         for beta in self._candidates():
-            X = np.clip(self._solve(Yv, X0, beta), 0, 1)
+            X = np.clip(self._solve(Yv, X0, beta, **extra), 0, 1)
             self.validation_psnr_[beta] = float(np.mean(psnr(Sv, X, max_db=PSNR_CAP_DB)))
             self.validation_mse_[beta] = float(np.mean((X - Sv) ** 2))
         self.beta_ = max(self.validation_psnr_, key=self.validation_psnr_.get)
 
     def _reconstruct(self, Y: np.ndarray) -> np.ndarray:
         return self._solve(Y, None if self.beta_ == "tv" else self.inner_.reconstruct(Y), self.beta_)
+
+
+class AdaptiveTVAnchoredDecoder(TVAnchoredDecoder):
+    r"""TV anchored at a learned estimate with a weight per image (``adaptive-tv+res-adam``, ...).
+
+    As :class:`TVAnchoredDecoder`, but image ``i`` gets its own anchor weight, set from its
+    measurements alone::
+
+        d_i = ||x_L(y_i) - x_TV(y_i)||^2 / n,      beta_i = gamma / max(d_i, 1e-8)
+
+    with ``x_TV`` the plain TV reconstruction. ``1 / beta_i`` plays the part of the anchor's error
+    variance: where the learned estimate and TV agree (images like the training images) the
+    anchor is trusted; where they disagree (images unlike them, e.g. text or fine texture) TV
+    takes over. One scale ``gamma`` is chosen from ``gammas`` (or the ``tv`` decoder itself)
+    by the mean PSNR on held-out training pairs, as the fixed-weight hybrid chooses ``beta``.
+    Fitted ``beta_`` holds the chosen ``gamma`` (or ``"tv"``). Costs one more TV solve per image."""
+
+    name = "adaptive-tv+learned"
+    _weights_name = "gammas"
+
+    def __init__(
+        self, Phi: np.ndarray, *, inner: str | None = None, inner_options: dict[str, Any] | None = None,
+        time_limit: float | None = None, lam: float = 0.01,
+        gammas: Sequence[float] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3), plain_tv: bool = True,
+        max_iter: int | None = None, validation: float = 0.05, n_select: int = 200, seed: int = 0,
+        progress: bool = False, shape: Sequence[int] | None = None, clip: bool = True,
+    ) -> None:
+        super().__init__(Phi, inner=inner, inner_options=inner_options, time_limit=time_limit, lam=lam,
+                         betas=gammas, plain_tv=plain_tv, max_iter=max_iter, validation=validation,
+                         n_select=n_select, seed=seed, progress=progress, shape=shape, clip=clip)
+
+    @property
+    def gammas(self) -> tuple[float, ...]:
+        """The candidate scales ``gamma`` (validated as the fixed hybrid's ``betas``)."""
+        return self.betas
+
+    def anchor_weights(self, X_L: np.ndarray, X_TV: np.ndarray, gamma: float) -> np.ndarray:
+        """``beta_i = gamma / max(mean((x_L - x_TV)^2), 1e-8)`` per row."""
+        return float(gamma) / np.maximum(np.mean((X_L - X_TV) ** 2, axis=1), 1e-8)
+
+    def _solve(self, Y: np.ndarray, X0: np.ndarray, beta: float | str, X_TV: np.ndarray | None = None) -> np.ndarray:
+        if beta == "tv":
+            return self._tv.solve(Y)
+        X_TV = self._tv.solve(Y) if X_TV is None else X_TV
+        return self._tv.solve(Y, S0=X0, anchor=X0, beta=self.anchor_weights(X0, X_TV, float(beta)))
 
 
 def _variant(cls_name: str, inner: str) -> type[TVAnchoredDecoder]:
@@ -118,5 +167,16 @@ def _variant(cls_name: str, inner: str) -> type[TVAnchoredDecoder]:
     return register_decoder(f"tv+{inner}", cls)
 
 
+def _adaptive_variant(cls_name: str, inner: str) -> type[AdaptiveTVAnchoredDecoder]:
+    cls = type(cls_name, (AdaptiveTVAnchoredDecoder,), {
+        "name": f"adaptive-tv+{inner}", "inner_default": inner, "__module__": __name__,
+        "__doc__": f"TV anchored at the ``{inner}`` estimate, one weight per image (hybrid ``adaptive-tv+{inner}``)."})
+    if inner == "res-adam":
+        cls.requires = ("torch",)
+    return register_decoder(f"adaptive-tv+{inner}", cls)
+
+
 TVResAdamDecoder = _variant("TVResAdamDecoder", "res-adam")
 TVResALMLBFGSDecoder = _variant("TVResALMLBFGSDecoder", "res-alm+lbfgs")
+AdaptiveTVResAdamDecoder = _adaptive_variant("AdaptiveTVResAdamDecoder", "res-adam")
+AdaptiveTVResALMLBFGSDecoder = _adaptive_variant("AdaptiveTVResALMLBFGSDecoder", "res-alm+lbfgs")

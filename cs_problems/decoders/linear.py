@@ -48,7 +48,7 @@ class LinearDecoder(Decoder):
             raise CSInputError(f"ridge alpha must be finite and >= 0, got {alpha!r}")
         self.alpha = float(alpha)
 
-    def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
+    def _fit(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> None:
         y_mean, s_mean = Y.mean(axis=0), S.mean(axis=0)
         Yc, Sc = Y - y_mean, S - s_mean
         G = Yc.T @ Yc + self.alpha * np.eye(self.m)

@@ -7,7 +7,7 @@ layer is affine::
     X_0 = Y,   X_l = max(X_{l-1} W_l^T + b_l, 0)  (l < L),   S_hat = X_{L-1} W_L^T + b_L
 
 To add a trainer (e.g. the ALM decoder), subclass :class:`MLPDecoder`, implement
-``_train(Y, S) -> weights`` and register it (see ``cs_problems/decoders/__init__.py``).
+``_train(Y, S, groups) -> weights`` and register it (see ``cs_problems/decoders/__init__.py``).
 """
 
 from __future__ import annotations
@@ -40,15 +40,55 @@ def mlp_forward(weights: Sequence[tuple[np.ndarray, np.ndarray]], Y: np.ndarray)
     return predict(layers, Y)   # the one forward pass (unrectify.formulations.network)
 
 
-def validation_split(Y: np.ndarray, S: np.ndarray, fraction: float, seed: int):
-    """``(Y_train, S_train, Y_val, S_val)``: a seeded ``fraction`` of the pairs held out
-    (``Y_val, S_val`` are None when ``fraction`` is 0 or fewer than 10 pairs would remain)."""
-    n_val = int(round(fraction * Y.shape[0]))
-    if n_val < 1 or Y.shape[0] - n_val < 10:
+MIN_HELD_OUT_GROUPS = 3
+"""With ``groups``, at least this many whole groups are held out (when at least twice as many
+exist): one held-out image is too few to judge a choice by."""
+
+
+def held_out_mask(n_pairs: int, fraction: float, seed: int, groups: np.ndarray | None = None) -> np.ndarray | None:
+    """Boolean mask of the held-out pairs, or None when nothing is held out (``fraction`` 0 or
+    fewer than 10 pairs would remain). Without ``groups``: a seeded ``fraction`` of the pairs.
+    With ``groups`` (integer labels per pair): whole groups, taken in a seeded order until they
+    hold ``fraction`` of the pairs, and at least :data:`MIN_HELD_OUT_GROUPS` groups when there
+    are at least twice as many; groups larger than twice the wanted share are passed over
+    (one large image would otherwise take a third of the training data); None when there is
+    only one group."""
+    n_val = int(round(fraction * n_pairs))
+    if n_val < 1 or n_pairs - n_val < 10:
+        return None
+    rng = np.random.default_rng([seed, 77])
+    if groups is None:
+        mask = np.zeros(n_pairs, dtype=bool)
+        mask[rng.permutation(n_pairs)[:n_val]] = True
+        return mask
+    sizes = np.bincount(groups)
+    present = np.flatnonzero(sizes)
+    if present.size < 2:
+        return None
+    order = rng.permutation(present)
+    order = order[sizes[order] <= max(2 * n_val, sizes[present].min())]
+    need = int(np.searchsorted(np.cumsum(sizes[order]), n_val)) + 1
+    if present.size >= 2 * MIN_HELD_OUT_GROUPS:
+        need = max(need, MIN_HELD_OUT_GROUPS)
+    mask = np.isin(groups, order[: min(need, present.size - 1)])
+    return mask if n_pairs - mask.sum() >= 10 else None
+
+
+def validation_split(Y: np.ndarray, S: np.ndarray, fraction: float, seed: int, groups: np.ndarray | None = None):
+    """``(Y_train, S_train, Y_val, S_val)``, rows in their given order, held out by
+    :func:`held_out_mask` (``Y_val, S_val`` are None when nothing is held out)."""
+    mask = held_out_mask(Y.shape[0], fraction, seed, groups)
+    if mask is None:
         return Y, S, None, None
-    perm = np.random.default_rng([seed, 77]).permutation(Y.shape[0])
-    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    return Y[train], S[train], Y[val], S[val]
+    return Y[~mask], S[~mask], Y[mask], S[mask]
+
+
+def train_groups(groups: np.ndarray | None, fraction: float, seed: int) -> np.ndarray | None:
+    """The labels of the pairs :func:`validation_split` keeps for training (None without groups)."""
+    if groups is None:
+        return None
+    mask = held_out_mask(groups.shape[0], fraction, seed, groups)
+    return groups if mask is None else groups[~mask]
 
 
 def standardiser(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +115,7 @@ def layer_widths(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[int]:
 class MLPDecoder(Decoder):
     """Learned ReLU MLP decoder ``m -> hidden... -> n``; ``reconstruct`` is :func:`mlp_forward`.
 
-    Subclasses implement ``_train(Y, S) -> weights``. The fitted weights are ``weights_``;
+    Subclasses implement ``_train(Y, S, groups) -> weights``. The fitted weights are ``weights_``;
     they may also be set directly (e.g. loaded from disk) via :meth:`set_weights`.
     """
 
@@ -106,10 +146,10 @@ class MLPDecoder(Decoder):
         self.n_features_in_ = self.m
         return self
 
-    def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
-        self.set_weights(self._train(Y, S))
+    def _fit(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> None:
+        self.set_weights(self._train(Y, S, groups))
 
-    def _train(self, Y: np.ndarray, S: np.ndarray) -> Weights:
+    def _train(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> Weights:
         raise NotImplementedError
 
     def _reconstruct(self, Y: np.ndarray) -> np.ndarray:

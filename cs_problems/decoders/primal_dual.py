@@ -14,7 +14,7 @@ and ``G`` the box indicator (or 0 when ``box`` is None). Iteration (``tau sigma 
 ``K_a`` is the finite-difference gradient for TV, or an analysis transform ``Psi^+``
 (``Psi^T`` for orthonormal bases) for l1.
 
-With an ``anchor`` ``(X0, beta)``, ``G`` gains ``beta/2 ||s - x0||^2`` (a learned estimate as a
+With an ``anchor`` ``(X0, beta)`` (``beta`` scalar or per image), ``G`` gains ``beta/2 ||s - x0||^2`` (a learned estimate as a
 prior); its prox with the box is ``P_box((v + tau beta x0) / (1 + tau beta))``.
 """
 
@@ -36,7 +36,7 @@ def primal_dual_l1(
     box: tuple[float, float] | None = (0.0, 1.0),
     max_iter: int = 500,
     tol: float = 1e-6,
-    anchor: tuple[np.ndarray, float] | None = None,
+    anchor: tuple[np.ndarray, float | np.ndarray] | None = None,
 ) -> np.ndarray:
     """Run Chambolle--Pock from ``S0`` (``(N, n)``); ``lam`` scalar or per image ``(N,)``.
 
@@ -57,12 +57,17 @@ def primal_dual_l1(
     if lam_b.ndim == 1:  # per-image weights
         lam_b = lam_b.reshape(N, 1)
     q = np.zeros_like(Y)
+    a_beta = None if anchor is None else np.asarray(anchor[1], dtype=np.float64)
+    if a_beta is not None and a_beta.ndim == 1:  # per-image anchor weights
+        a_beta = a_beta.reshape(N, 1)
+    if a_beta is not None and not np.any(a_beta > 0):
+        a_beta = None
     for it in range(max_iter):
         P = np.clip(P + sigma * forward(S_bar), -lam_b, lam_b)
         q = (q + sigma * (S_bar @ Phi.T - Y)) / (1.0 + sigma)
         S_new = S - tau * (adjoint(P) + q @ Phi)
-        if anchor is not None and anchor[1] > 0:
-            S_new = (S_new + (tau * anchor[1]) * anchor[0]) / (1.0 + tau * anchor[1])
+        if a_beta is not None:
+            S_new = (S_new + (tau * a_beta) * anchor[0]) / (1.0 + tau * a_beta)
         if box is not None:
             S_new = np.clip(S_new, *box)
         S_bar = 2.0 * S_new - S

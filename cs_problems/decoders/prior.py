@@ -108,7 +108,7 @@ class PriorDecoder(Decoder):
         W, b = g[-1]
         return g[:-1] + [(self.Phi @ W, self.Phi @ b)]
 
-    def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
+    def _fit(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> None:
         torch = import_torch("the prior decoder (to train its generator)")
         threads = torch.get_num_threads()
         torch.set_num_threads(1)   # tiny networks: threads only add overhead (10x on a busy 2-core machine)

@@ -167,8 +167,8 @@ class ResidualDecoder(Decoder):
             progress=self.progress, alm_options={**twin, **self.alm_options},
         )
 
-    def _fit(self, Y: np.ndarray, S: np.ndarray) -> None:
-        Yt, St, Yv, Sv = validation_split(Y, S, self.validation, self.seed)
+    def _fit(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> None:
+        Yt, St, Yv, Sv = validation_split(Y, S, self.validation, self.seed, groups)
         self.coef_, self.intercept_ = ridge_fit(Yt, St, self.alpha)
         R = St - self.linear_estimate(Yt)
         self.weights_, info = self._train_residual(Yt, R)

@@ -72,9 +72,10 @@ class TVDecoder(Decoder):
         return self.solve(Y)
 
     def solve(self, Y: np.ndarray, S0: np.ndarray | None = None, anchor: np.ndarray | None = None,
-              beta: float = 0.0) -> np.ndarray:
+              beta: float | np.ndarray = 0.0) -> np.ndarray:
         """TV recovery of every row of ``Y`` from start ``S0`` (default: clipped pseudo-inverse);
-        with ``anchor`` and ``beta > 0`` the objective gains ``beta/2 ||s - anchor||^2``."""
+        with ``anchor`` and ``beta > 0`` (scalar or one weight per row) the objective gains
+        ``beta/2 ||s - anchor||^2``."""
         h, w = self.shape  # type: ignore[misc]
 
         def forward(S: np.ndarray) -> np.ndarray:
@@ -88,5 +89,12 @@ class TVDecoder(Decoder):
         return primal_dual_l1(
             Y, self.Phi, forward, adjoint, 8.0, self.lam, Y @ self.Phi_pinv.T if S0 is None else S0,
             box=(0.0, 1.0) if self.box else None, max_iter=self.max_iter, tol=self.tol,
-            anchor=None if anchor is None else (anchor, float(beta)),
+            anchor=None if anchor is None else (anchor, _anchor_weight(beta, Y.shape[0])),
         )
+
+
+def _anchor_weight(beta: float | np.ndarray, n_rows: int) -> float | np.ndarray:
+    b = np.asarray(beta, dtype=np.float64)
+    if b.ndim > 1 or (b.ndim == 1 and b.shape[0] != n_rows) or not np.all(np.isfinite(b) & (b >= 0)):
+        raise CSInputError(f"anchor weight beta must be a number >= 0 or one per row ({n_rows},), got {beta!r}")
+    return float(b) if b.ndim == 0 else b
