@@ -9,12 +9,16 @@ solved by the vectorised Chambolle--Pock method of :mod:`.primal_dual`, started 
 ``beta = 0`` is TV recovery warm-started at ``x_L``; large ``beta`` returns ``x_L``. One more
 candidate, ``"tv"``, is the ``tv`` decoder itself (same ``lam`` and iterations, started at the
 clipped pseudo-inverse). ``fit`` trains the inner decoder on the training pairs, then picks the
-candidate with the highest mean PSNR on up to ``n_select`` held-out training pairs (a seeded
-``validation`` fraction; the inner decoder is trained on the rest): the metric the tables
+candidate with the highest mean PSNR on a seeded draw of up to ``n_select`` held-out training
+pairs (a seeded ``validation`` fraction, whole groups when ``fit`` gets ``groups``; the inner
+decoder is trained on the rest): the metric the tables
 report, where a mean MSE favours the few badly recovered images. On those held-out pairs the
 hybrid is therefore never below plain TV; on test images it is when they resemble the training
 images. It is a hybrid of a learned and a model-based decoder and is reported under its own
 name, next to both parts.
+
+:class:`AdaptiveTVAnchoredDecoder` (``adaptive-tv+res-adam``, ``adaptive-tv+res-alm+lbfgs``) gives
+each image its own anchor weight, from its measurements alone (see its docstring).
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ class TVAnchoredDecoder(Decoder):
     def _candidates(self) -> list[float | str]:
         return (["tv"] if self.plain_tv else []) + list(self.betas)
 
+    def _shared(self, Y: np.ndarray) -> dict[str, np.ndarray]:
+        """Work every candidate of one selection shares (computed once per selection)."""
+        return {}
+
     def _solve(self, Y: np.ndarray, X0: np.ndarray, beta: float | str) -> np.ndarray:
         if beta == "tv":
             return self._tv.solve(Y)
@@ -102,7 +110,7 @@ class TVAnchoredDecoder(Decoder):
             pick = np.sort(np.random.default_rng([self.seed, 78]).choice(Yv.shape[0], self.n_select, replace=False))
             Yv, Sv = Yv[pick], Sv[pick]
         X0 = self.inner_.reconstruct(Yv)
-        extra = {"X_TV": self._tv.solve(Yv)} if isinstance(self, AdaptiveTVAnchoredDecoder) else {}
+        extra = self._shared(Yv)
         for beta in self._candidates():
             X = np.clip(self._solve(Yv, X0, beta, **extra), 0, 1)
             self.validation_psnr_[beta] = float(np.mean(psnr(Sv, X, max_db=PSNR_CAP_DB)))
@@ -150,6 +158,9 @@ class AdaptiveTVAnchoredDecoder(TVAnchoredDecoder):
     def anchor_weights(self, X_L: np.ndarray, X_TV: np.ndarray, gamma: float) -> np.ndarray:
         """``beta_i = gamma / max(mean((x_L - x_TV)^2), 1e-8)`` per row."""
         return float(gamma) / np.maximum(np.mean((X_L - X_TV) ** 2, axis=1), 1e-8)
+
+    def _shared(self, Y: np.ndarray) -> dict[str, np.ndarray]:
+        return {"X_TV": self._tv.solve(Y)}   # the plain TV reconstruction, for every gamma
 
     def _solve(self, Y: np.ndarray, X0: np.ndarray, beta: float | str, X_TV: np.ndarray | None = None) -> np.ndarray:
         if beta == "tv":
