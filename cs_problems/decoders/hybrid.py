@@ -169,25 +169,19 @@ class AdaptiveTVAnchoredDecoder(TVAnchoredDecoder):
         return self._tv.solve(Y, S0=X0, anchor=X0, beta=self.anchor_weights(X0, X_TV, float(beta)))
 
 
-def _variant(cls_name: str, inner: str) -> type[TVAnchoredDecoder]:
-    cls = type(cls_name, (TVAnchoredDecoder,), {
-        "name": f"tv+{inner}", "inner_default": inner, "__module__": __name__,
-        "__doc__": f"TV anchored at the ``{inner}`` estimate (hybrid ``tv+{inner}``)."})
+def _variant(cls_name: str, inner: str, base: type[TVAnchoredDecoder] = TVAnchoredDecoder,
+             prefix: str = "tv+", what: str = "") -> type[TVAnchoredDecoder]:
+    name = f"{prefix}{inner}"
+    cls = type(cls_name, (base,), {
+        "name": name, "inner_default": inner, "__module__": __name__,
+        "__doc__": f"TV anchored at the ``{inner}`` estimate{what} (hybrid ``{name}``)."})
     if inner == "res-adam":
         cls.requires = ("torch",)
-    return register_decoder(f"tv+{inner}", cls)
-
-
-def _adaptive_variant(cls_name: str, inner: str) -> type[AdaptiveTVAnchoredDecoder]:
-    cls = type(cls_name, (AdaptiveTVAnchoredDecoder,), {
-        "name": f"adaptive-tv+{inner}", "inner_default": inner, "__module__": __name__,
-        "__doc__": f"TV anchored at the ``{inner}`` estimate, one weight per image (hybrid ``adaptive-tv+{inner}``)."})
-    if inner == "res-adam":
-        cls.requires = ("torch",)
-    return register_decoder(f"adaptive-tv+{inner}", cls)
+    return register_decoder(name, cls)
 
 
 TVResAdamDecoder = _variant("TVResAdamDecoder", "res-adam")
 TVResALMLBFGSDecoder = _variant("TVResALMLBFGSDecoder", "res-alm+lbfgs")
-AdaptiveTVResAdamDecoder = _adaptive_variant("AdaptiveTVResAdamDecoder", "res-adam")
-AdaptiveTVResALMLBFGSDecoder = _adaptive_variant("AdaptiveTVResALMLBFGSDecoder", "res-alm+lbfgs")
+_ADAPTIVE = {"base": AdaptiveTVAnchoredDecoder, "prefix": "adaptive-tv+", "what": ", one weight per image"}
+AdaptiveTVResAdamDecoder = _variant("AdaptiveTVResAdamDecoder", "res-adam", **_ADAPTIVE)
+AdaptiveTVResALMLBFGSDecoder = _variant("AdaptiveTVResALMLBFGSDecoder", "res-alm+lbfgs", **_ADAPTIVE)
