@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import CSInputError
 from ..metrics import PSNR_CAP_DB, psnr
 from .base import Decoder, decoder_class, get_decoder, register_decoder
-from .mlp import train_groups, validation_split
+from .mlp import held_out_mask
 from .tv import TVDecoder
 
 
@@ -99,8 +99,10 @@ class TVAnchoredDecoder(Decoder):
         return self._tv.solve(Y, S0=X0, anchor=X0, beta=float(beta))
 
     def _fit(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> None:
-        Yt, St, Yv, Sv = validation_split(Y, S, self.validation, self.seed, groups)
-        self.inner_ = self._make_inner().fit(Yt, St, train_groups(groups, self.validation, self.seed))
+        held = held_out_mask(Y.shape[0], self.validation, self.seed, groups)
+        keep = slice(None) if held is None else ~held
+        Yv, Sv = (None, None) if held is None else (Y[held], S[held])
+        self.inner_ = self._make_inner().fit(Y[keep], S[keep], None if groups is None else groups[keep])
         self.validation_psnr_: dict[float | str, float] = {}
         self.validation_mse_: dict[float | str, float] = {}
         if Yv is None:

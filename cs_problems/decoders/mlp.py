@@ -83,14 +83,6 @@ def validation_split(Y: np.ndarray, S: np.ndarray, fraction: float, seed: int, g
     return Y[~mask], S[~mask], Y[mask], S[mask]
 
 
-def train_groups(groups: np.ndarray | None, fraction: float, seed: int) -> np.ndarray | None:
-    """The labels of the pairs :func:`validation_split` keeps for training (None without groups)."""
-    if groups is None:
-        return None
-    mask = held_out_mask(groups.shape[0], fraction, seed, groups)
-    return groups if mask is None else groups[~mask]
-
-
 def standardiser(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-coordinate mean and standard deviation (1 where a coordinate is constant)."""
     mu = Y.mean(axis=0)
