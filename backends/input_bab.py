@@ -1,21 +1,25 @@
 r"""Input-space branch and bound for ``max`` (or ``min``) of one output of a fixed ReLU network.
 
 A global method without a MIP solver: the input box is split into sub-boxes, each bounded by
-batched CROWN back-substitution (:func:`unrectify.formulations.box_bounds.output_upper_bounds`),
-and every sub-box whose bound cannot beat the best input found is discarded.
+batched CROWN back-substitution (:class:`unrectify.formulations.box_bounds.BoxBounder`, built
+once per search), and every sub-box whose bound cannot beat the best input found is discarded.
 
 * **Bound**: the largest bound over the open and the pruned boxes is a proven upper bound of the
   maximum (each box's bound is valid on the box, and the boxes cover the input box).
-* **Incumbent**: random inputs improved by projected gradient ascent, the centre of every new box
-  and the box corner that maximises its linear bound; whenever one of them improves the
-  incumbent it is polished by walking linear regions with small LPs to the vertex where its
-  region's maximum lies (:mod:`unrectify.backends.input_search`).  Every incumbent value is a
-  forward pass at a feasible input, so it needs no further certificate.
-* **Search**: best first, in batches: the ``batch`` open boxes with the largest bounds are each
-  halved along the input coordinate with the largest ``|lam_i| (hi_i - lo_i)`` (the linear
-  bound's sensitivity times the width), both halves bounded in one vectorised call; a half
-  keeps the smaller of its own bound and its parent's (valid on it too; CROWN's bound is not
-  monotone in the box, because its lower ReLU lines are chosen by a heuristic).
+* **Incumbent**: random inputs improved by projected gradient ascent, and the centre and the
+  corner that maximises the linear bound of the :data:`CANDIDATES` new boxes with the largest
+  bounds of every round; whenever one of them improves the incumbent it is polished by walking
+  linear regions with small LPs to the vertex where its region's maximum lies
+  (:mod:`unrectify.backends.input_search`).  Every incumbent value is a forward pass at a
+  feasible input, so it needs no further certificate.
+* **Search**: best first, in rounds: the ``max(batch, open / 2)`` open boxes with the largest
+  bounds (at most :data:`MAX_SPLIT`; the bookkeeping of a round is linear in the open boxes,
+  so it is spread over as many new ones) are each halved along the input coordinate with the
+  largest ``|lam_i| (hi_i - lo_i)`` (the linear bound's sensitivity times the width), the
+  halves bounded in vectorised chunks of :data:`CHUNK`; a half keeps the smaller of its own
+  bound and its parent's (valid on it too; CROWN's bound is not monotone in the box, because
+  its lower ReLU lines are chosen by a heuristic).  Once the incumbent is optimal the order
+  does not change the work: every box whose bound is above it must be split.
 * **Stop**: ``optimal`` when the bound is within ``max(gap |best|, absgap)`` of the best value
   (SCIP's rule, same defaults as the ``scip`` backend: every open box is within the gap);
   ``time_limit`` at the time
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from unrectify.formulations.box_bounds import output_upper_bounds
+from unrectify.formulations.box_bounds import BoxBounder
 from unrectify.formulations.errors import InputError
 
 from .input_search import ascend, polish, value
@@ -59,6 +63,24 @@ class BabResult:
 
 #: the best random inputs that are improved by gradient ascent (the best of them is polished)
 ASCENT_STARTS = 256
+#: the most boxes halved in one round (bounds memory: the new boxes and their candidates)
+MAX_SPLIT = 65536
+#: new boxes per round (those with the largest bounds) whose centre and best corner are tried as inputs
+CANDIDATES = 2048
+#: boxes bounded per call of the bounder (caps its temporaries at a few tens of MB)
+CHUNK = 4096
+
+
+def _bound_boxes(bounder: BoxBounder, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ub, split, vertex)`` of every box, in chunks: the bound, the coordinate to halve next
+    (largest ``|lam_i| (hi_i - lo_i)``, width breaking ties) and the corner maximising the bound."""
+    ub, split, vert = np.empty(len(lo)), np.empty(len(lo), dtype=np.int32), np.empty_like(lo)
+    for s in range(0, len(lo), CHUNK):
+        u, lam, v = bounder(lo[s:s + CHUNK], hi[s:s + CHUNK])
+        width = hi[s:s + CHUNK] - lo[s:s + CHUNK]
+        ub[s:s + CHUNK], vert[s:s + CHUNK] = u, v
+        split[s:s + CHUNK] = np.argmax(np.abs(lam) * width + 1e-12 * width, axis=1)
+    return ub, split, vert
 
 
 def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign: float = 1.0,
@@ -78,6 +100,7 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
     if int(batch) < 1 or int(max_open) < 2 * int(batch):
         raise InputError(f"input-bab needs batch >= 1 and max_open >= 2 batch, got {batch}, {max_open}")
     rng = np.random.default_rng(seed)
+    bounder = BoxBounder(weights, row, sign)
 
     def improve(x: np.ndarray, v: float) -> tuple[np.ndarray, float]:
         return polish(weights, x, lo, hi, row, sign) if local_search else (x, v)
@@ -91,8 +114,8 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
     i = int(np.argmax(f))
     best_x, best = improve(X[i], float(f[i]))
 
-    ub, lam, vert = output_upper_bounds(weights, lo[None], hi[None], row, sign)
-    open_lo, open_hi, open_ub, open_lam = lo[None].copy(), hi[None].copy(), ub, lam
+    open_lo, open_hi = lo[None].copy(), hi[None].copy()
+    open_ub, open_split, vert = _bound_boxes(bounder, open_lo, open_hi)
     fv = value(weights, vert, row, sign)
     if fv[0] > best:
         best_x, best = improve(vert[0], float(fv[0]))
@@ -103,36 +126,35 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
         keep = open_ub > best + tol
         if not keep.all():
             closed = max(closed, float(open_ub[~keep].max()))   # pruned boxes: nothing above this
-        open_lo, open_hi, open_ub, open_lam = open_lo[keep], open_hi[keep], open_ub[keep], open_lam[keep]
+            open_lo, open_hi, open_ub, open_split = open_lo[keep], open_hi[keep], open_ub[keep], open_split[keep]
         if len(open_ub) == 0:
             status = "optimal"
             break
         if time_limit is not None and time.perf_counter() - t0 >= time_limit:
             message = f"time limit with {len(open_ub)} boxes open"
             break
-        if len(open_ub) + 2 * batch > max_open:
+        n = min(len(open_ub), max(int(batch), len(open_ub) // 2), MAX_SPLIT)
+        if len(open_ub) + n > max_open:
             message = f"{len(open_ub)} boxes open (max_open {max_open}): stopped for memory"
             break
         rounds += 1
-        n = min(int(batch), len(open_ub))
         part = np.argpartition(-open_ub, n - 1)[:n] if n < len(open_ub) else np.arange(len(open_ub))
         rest = np.ones(len(open_ub), dtype=bool)
         rest[part] = False
-        slo, shi = open_lo[part], open_hi[part]
-        width = shi - slo
-        d = np.argmax(np.abs(open_lam[part]) * width + 1e-12 * width, axis=1)   # width breaks ties
+        slo, shi, d = open_lo[part], open_hi[part], open_split[part]
         idx = np.arange(n)
         mid = 0.5 * (slo[idx, d] + shi[idx, d])
         lo1, hi1, lo2, hi2 = slo, shi.copy(), slo.copy(), shi
         hi1[idx, d] = mid
         lo2[idx, d] = mid
         new_lo, new_hi = np.concatenate([lo1, lo2]), np.concatenate([hi1, hi2])
-        nub, nlam, nvert = output_upper_bounds(weights, new_lo, new_hi, row, sign)
+        nub, nsplit, nvert = _bound_boxes(bounder, new_lo, new_hi)
         # a half's box lies in its parent's, so the parent's bound holds on it too (CROWN's own
         # bound of a sub-box can be looser: its lower ReLU lines are chosen by a heuristic)
         nub = np.minimum(nub, np.tile(open_ub[part], 2))
         boxes += len(nub)
-        cand = np.concatenate([nvert, 0.5 * (new_lo + new_hi)])
+        top = np.argpartition(-nub, CANDIDATES - 1)[:CANDIDATES] if len(nub) > CANDIDATES else slice(None)
+        cand = np.concatenate([nvert[top], 0.5 * (new_lo[top] + new_hi[top])])
         fc = value(weights, cand, row, sign)
         j = int(np.argmax(fc))
         if fc[j] > best:
@@ -140,7 +162,7 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
         open_lo = np.concatenate([open_lo[rest], new_lo])
         open_hi = np.concatenate([open_hi[rest], new_hi])
         open_ub = np.concatenate([open_ub[rest], nub])
-        open_lam = np.concatenate([open_lam[rest], nlam])
+        open_split = np.concatenate([open_split[rest], nsplit])
     bound = max(closed, best, float(open_ub.max()) if len(open_ub) else -np.inf)
     stats = {"boxes": boxes, "rounds": rounds, "open": int(len(open_ub)), "batch": int(batch)}
     return BabResult(status, best_x, best, bound, time.perf_counter() - t0, stats, message)
