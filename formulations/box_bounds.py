@@ -51,7 +51,7 @@ def affine_range(W: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -
     return centre - radius, centre + radius
 
 
-def _backsubstitute(weights: Sequence[tuple[np.ndarray, np.ndarray]], lam: np.ndarray, c: np.ndarray,
+def backsubstitute(weights: Sequence[tuple[np.ndarray, np.ndarray]], lam: np.ndarray, c: np.ndarray,
                     relax: list, upper: bool) -> tuple[np.ndarray, np.ndarray]:
     """Substitute the ReLU lines of layers ``len(relax)-1 .. 0`` into ``lam . relu(z_j) + c``:
     returns ``(lam_x, c)`` with the bound linear in the input (``lam`` ``(K, r, n_j)``)."""
@@ -69,7 +69,7 @@ def _backsubstitute(weights: Sequence[tuple[np.ndarray, np.ndarray]], lam: np.nd
 
 
 #: entries of one precomputed first-step product ``M`` (8 bytes each) above which
-#: :class:`BoxBounder` falls back to the batched matrix products of :func:`_backsubstitute`
+#: :class:`BoxBounder` falls back to the batched matrix products of :func:`backsubstitute`
 FIRST_STEP_LIMIT = 4_000_000
 
 
@@ -106,7 +106,7 @@ class BoxBounder:
         self.last = (sign * self.weights[0][0][row:row + 1], sign * self.weights[0][1][row:row + 1])
 
     def _first_step(self, k: int, lines, K: int) -> list:
-        """:func:`_backsubstitute`'s first step (through layer ``k-1``'s ReLUs) from layer ``k``'s
+        """:func:`backsubstitute`'s first step (through layer ``k-1``'s ReLUs) from layer ``k``'s
         weights, for the upper and the lower bound: ``[(lam, c), (lam, c)]``.  Both share
         ``sl @ (M^+ + M^-)``: the slopes differ only on unstable units."""
         Wpos_t, Wneg_t, Mp, Mn, M, Bp, Bn = self.first[k - 1]
@@ -168,11 +168,11 @@ class BoxBounder:
                 return ub + ROUND_SLACK * (1.0 + np.abs(ub)), lam, np.where(lam > 0, hi, lo)
             W, b = self.heads[k - 1]
             if self.first[k - 1] is not None:
-                steps = [_backsubstitute(self.weights, lam, c, relax[:-1], upper)
+                steps = [backsubstitute(self.weights, lam, c, relax[:-1], upper)
                          for (lam, c), upper in zip(self._first_step(k, relax[-1], K), (True, False))]
             else:
                 lam0, c0 = np.broadcast_to(W, (K,) + W.shape), np.broadcast_to(b, (K, len(b)))
-                steps = [_backsubstitute(self.weights, lam0, c0, relax, upper) for upper in (True, False)]
+                steps = [backsubstitute(self.weights, lam0, c0, relax, upper) for upper in (True, False)]
             (lamU, cU), (lamL, cL) = steps
             up = cU + np.einsum("kri,ki->kr", lamU, mid) + np.einsum("kri,ki->kr", np.abs(lamU), rad)
             low = cL + np.einsum("kri,ki->kr", lamL, mid) - np.einsum("kri,ki->kr", np.abs(lamL), rad)
@@ -193,4 +193,5 @@ def output_upper_bounds(weights: Sequence[tuple[np.ndarray, np.ndarray]], lo: np
     return BoxBounder(weights, row, sign)(lo, hi)
 
 
-__all__ = ["FIRST_STEP_LIMIT", "ROUND_SLACK", "BoxBounder", "affine_range", "output_upper_bounds", "relu_lines"]
+__all__ = ["FIRST_STEP_LIMIT", "ROUND_SLACK", "BoxBounder", "affine_range", "backsubstitute", "output_upper_bounds",
+           "relu_lines"]

@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .box_bounds import affine_range, relu_lines
+from .box_bounds import affine_range, backsubstitute, relu_lines
 from .errors import InputError, UnknownNameError
 from .network import forward
 from .validation import check_box, check_weights
@@ -142,25 +142,14 @@ class FixedNetwork:
         return out
 
     def _backsubstitute(self, k: int, relax) -> tuple[np.ndarray, np.ndarray]:
-        """CROWN bounds of ``z_{k+1}`` (0-based layer ``k``) from the lines of layers ``< k``."""
+        """CROWN bounds of ``z_{k+1}`` (0-based layer ``k``) from the lines of layers ``< k``:
+        :func:`~unrectify.formulations.box_bounds.backsubstitute` on the one input box."""
         W, b = self.weights[k]
-        lamL, lamU = W.copy(), W.copy()
-        cL, cU = b.copy(), b.copy()
-        for j in range(k - 1, -1, -1):
-            sl, su, tu = relax[j]
-            pL, nL = np.maximum(lamL, 0.0), np.minimum(lamL, 0.0)
-            pU, nU = np.maximum(lamU, 0.0), np.minimum(lamU, 0.0)
-            cL = cL + nL @ tu
-            cU = cU + pU @ tu
-            gL = pL * sl + nL * su          # coefficients on z_j
-            gU = pU * su + nU * sl
-            Wj, bj = self.weights[j]
-            cL, cU = cL + gL @ bj, cU + gU @ bj
-            lamL, lamU = gL @ Wj, gU @ Wj
-        lo, hi = self.input_lo, self.input_hi
-        low = cL + np.maximum(lamL, 0.0) @ lo + np.minimum(lamL, 0.0) @ hi
-        up = cU + np.maximum(lamU, 0.0) @ hi + np.minimum(lamU, 0.0) @ lo
-        return low, up
+        lines = [tuple(a[None] for a in r) for r in relax]
+        mid, rad = 0.5 * (self.input_lo + self.input_hi), 0.5 * (self.input_hi - self.input_lo)
+        (lamU, cU), (lamL, cL) = (backsubstitute(self.weights, W[None], b[None], lines, upper) for upper in (True, False))
+        return (cL[0] + lamL[0] @ mid - np.abs(lamL[0]) @ rad,
+                cU[0] + lamU[0] @ mid + np.abs(lamU[0]) @ rad)
 
     def stable_units(self, method: str = "interval") -> dict[str, int]:
         """Hidden units of known sign over the box (their activation needs no branching)."""
