@@ -171,6 +171,8 @@ def results_markdown(records: Sequence[Mapping[str, Any]]) -> str:
 
 TWINS: tuple[tuple[str, str], ...] = (
     ("alm", "adam"), ("alm+lbfgs", "adam"), ("res-alm", "res-adam"), ("res-alm+lbfgs", "res-adam"),
+    ("tv+res-alm", "tv+res-adam"), ("tv+res-alm+lbfgs", "tv+res-adam"),
+    ("adaptive-tv+res-alm", "adaptive-tv+res-adam"), ("adaptive-tv+res-alm+lbfgs", "adaptive-tv+res-adam"),
 )
 """(ALM-trained, Adam-trained) decoders with the same architecture, compared in results.md."""
 

@@ -91,3 +91,56 @@ def test_validation_split_is_seeded_and_disjoint():
     assert Yv.shape == (5, 2) and Yt.shape == (15, 2)
     assert not set(Yt[:, 0]) & set(Yv[:, 0]) and set(Yt[:, 0]) | set(Yv[:, 0]) == set(Y[:, 0])
     assert validation_split(Y, S, 0.0, 3)[2] is None
+
+
+def test_twin_start_shapes_distribution_and_seed():
+    from unrectify.cs.decoders.mlp import twin_start
+
+    w = twin_start([5, 40, 30, 3], seed=4, output_bias=np.array([0.1, 0.2, 0.3]))
+    assert [W.shape for W, _ in w] == [(40, 5), (30, 40), (3, 30)]
+    assert np.abs(w[0][0]).max() <= 1 / np.sqrt(5) and np.abs(w[1][0]).max() <= 1 / np.sqrt(40)
+    assert np.abs(w[0][0]).max() > 0.8 / np.sqrt(5)   # the whole interval is used, not a narrower one
+    assert not w[-1][0].any() and np.allclose(w[-1][1], [0.1, 0.2, 0.3])
+    assert not twin_start([5, 40, 3], seed=4)[-1][1].any()
+    same, other = twin_start([5, 40, 30, 3], seed=4), twin_start([5, 40, 30, 3], seed=5)
+    assert np.array_equal(same[0][0], w[0][0]) and not np.array_equal(other[0][0], w[0][0])
+
+
+@pytest.mark.parametrize("zero_output", [False, True])
+def test_alm_and_adam_twins_start_from_the_same_weights(monkeypatch, zero_output):
+    """The ALM gets the Adam twin's start as ``init`` (the twins differ only in the trainer)."""
+    torch = pytest.importorskip("torch")
+    import unrectify.backends.alm as alm_backend
+    from unrectify.cs.decoders.adam import train_mlp_adam
+    from unrectify.cs.decoders.alm import train_mlp_alm
+
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(60, 4)), rng.random((60, 3))
+    seen = {}
+    real = alm_backend.solve_alm
+
+    def spy(problem, **kw):
+        seen["init"] = [(W.copy(), b.copy()) for W, b in kw["init"]]
+        return real(problem, **{**kw, "max_outer": 1})
+
+    monkeypatch.setattr(alm_backend, "solve_alm", spy)
+    train_mlp_alm(X, T, (6, 5), time_limit=5.0, seed=3, zero_output=zero_output)
+    assert torch is not None
+    w_adam, _ = train_mlp_adam(X, T, (6, 5), epochs=0, seed=3, zero_output=zero_output)
+    mu, sd = X.mean(axis=0), X.std(axis=0)
+    # Adam's untrained weights act on raw inputs (standardisation folded); unfold the first layer
+    assert np.allclose(w_adam[0][0] * sd, seen["init"][0][0], atol=1e-6)
+    for (Wa, ba), (Wi, bi) in zip(w_adam[1:], seen["init"][1:]):
+        assert np.allclose(Wa, Wi, atol=1e-6) and np.allclose(ba, bi, atol=1e-6)
+    assert np.allclose(seen["init"][-1][1], 0.0 if zero_output else T.mean(axis=0))
+
+
+@pytest.mark.parametrize("adam, alm", [("tv+res-adam", "tv+res-alm"), ("adaptive-tv+res-adam", "adaptive-tv+res-alm")])
+def test_every_hybrid_has_an_alm_alone_twin(adam, alm):
+    from unrectify.cs.experiment import TWINS
+
+    a, b = decoder_class(adam), decoder_class(alm)
+    assert b.inner_default == "res-alm" and a.inner_default == "res-adam"
+    assert type(a).__mro__ == type(b).__mro__ and a.__mro__[1:] == b.__mro__[1:]   # same hybrid, other trainer
+    assert "torch" not in getattr(b, "requires", ())                              # the ALM twin needs no torch
+    assert (alm, adam) in TWINS

@@ -19,7 +19,8 @@ from .validate import (CLIError, finite_float, name_list, nonnegative_float, non
 
 DEFAULT_RATIOS_PERCENT = "4,10,25"
 DEFAULT_METHODS = "pinv,l1,tv,omp,linear,adam,alm,alm+lbfgs,res-adam,res-alm,res-alm+lbfgs"
-ALL_METHODS = DEFAULT_METHODS + ",tv+res-adam,tv+res-alm+lbfgs,adaptive-tv+res-adam,adaptive-tv+res-alm+lbfgs,prior"
+ALL_METHODS = DEFAULT_METHODS + (",tv+res-adam,tv+res-alm,tv+res-alm+lbfgs,adaptive-tv+res-adam,adaptive-tv+res-alm,"
+                                 "adaptive-tv+res-alm+lbfgs,prior")
 DEFAULT_BUDGET_S = {"digits": 4.0}  # keeps the default run (digits, 3 ratios) within 3 minutes on 2 cores
 OTHER_BUDGET_S = 60.0
 

@@ -5,9 +5,10 @@ Decoders follow scikit-learn's estimator convention (``fit``, ``predict``/``deco
 Registered names (:data:`DECODERS`), in table order: classic ``pinv``, ``l1``, ``tv``, ``omp``;
 learned ``linear`` (ridge), ``adam``, ``alm`` (ALM alone), ``alm+lbfgs`` (ALM then L-BFGS-B),
 ``res-adam``, ``res-alm``, ``res-alm+lbfgs`` (ridge + ReLU residual network + measurement
-consistency, :mod:`.residual`); named hybrids ``tv+res-adam``, ``tv+res-alm+lbfgs`` (TV anchored
-at the learned estimate, :mod:`.hybrid`) and ``adaptive-tv+res-adam``, ``adaptive-tv+res-alm+lbfgs``
-(the same with one anchor weight per image, set from its measurements); ``prior`` (generator
+consistency, :mod:`.residual`); named hybrids ``tv+res-adam``, ``tv+res-alm``, ``tv+res-alm+lbfgs``
+(TV anchored at the learned estimate, :mod:`.hybrid`) and ``adaptive-tv+res-adam``,
+``adaptive-tv+res-alm``, ``adaptive-tv+res-alm+lbfgs`` (the same with one anchor weight per image,
+set from its measurements); ``prior`` (generator
 prior) is imported on first use.
 
 Adding a decoder (e.g. another MLP trainer): write a module with a subclass of

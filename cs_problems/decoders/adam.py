@@ -8,9 +8,10 @@ decay over whichever budget is reached first (``schedule="cosine"``) or constant
 the pairs is held out and the weights of the epoch with the lowest validation MSE are returned.
 Inputs are standardised per coordinate for training and the standardisation is folded into the
 first layer, so the returned weights act on raw inputs and reconstruction is the plain numpy
-:func:`~unrectify.cs.decoders.mlp.mlp_forward`. The output bias starts at the mean target
-(``zero_output=True``: the whole output layer starts at 0, so the network starts as the zero
-map; used for residual networks). torch is imported when the decoder is constructed (never at
+:func:`~unrectify.cs.decoders.mlp.mlp_forward`. Training starts from :func:`~.mlp.twin_start` (torch's
+default distribution in the hidden layers, drawn by numpy; zero output weights, output bias the
+mean target, or 0 with ``zero_output=True`` for residual networks), the start the ALM twin
+shares. torch is imported when the decoder is constructed (never at
 package import); without torch construction raises :class:`~unrectify.cs.errors.CSDependencyError`.
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from ..errors import CSDependencyError, CSInputError
 from .base import register_decoder
-from .mlp import MLPDecoder, Weights, fold_standardisation, standardiser, validation_split
+from .mlp import MLPDecoder, Weights, fold_standardisation, standardiser, twin_start, validation_split
 
 SCHEDULES = ("cosine", "constant")
 
@@ -85,12 +86,11 @@ def train_mlp_adam(
         if i < len(widths) - 2:
             layers.append(torch.nn.ReLU())
     net = torch.nn.Sequential(*layers)
-    with torch.no_grad():
-        if zero_output:
-            layers[-1].weight.zero_()
-            layers[-1].bias.zero_()
-        else:
-            layers[-1].bias.copy_(Tt.mean(dim=0))
+    start = twin_start(widths, seed, None if zero_output else T.mean(axis=0))
+    with torch.no_grad():   # the start shared with the ALM twin
+        for layer, (W, b) in zip(layers[::2], start):
+            layer.weight.copy_(torch.from_numpy(W.astype(np.float32)))
+            layer.bias.copy_(torch.from_numpy(b.astype(np.float32)))
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     N = Xt.shape[0]
     info: dict[str, Any] = {"loss_history": [], "validation_history": [], "steps": 0}

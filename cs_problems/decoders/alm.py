@@ -9,7 +9,10 @@ Two registered names, reported side by side (honest names):
 Training (:func:`train_mlp_alm`, shared with the residual decoders) builds
 ``TrainingProblem(X_std, T, (n_in, *hidden, n_out), loss="mse", weight_bound=None)`` (no weight
 box: the decoder is a large unboxed problem) and calls :func:`unrectify.backends.alm.solve_alm`
-with a wall-clock limit from the solver's default start, then (``alm+lbfgs`` only) the refinement.
+with a wall-clock limit, then (``alm+lbfgs`` only) the refinement.  The ALM starts from the
+weights its Adam twin starts from (:func:`~.mlp.twin_start`), not from the solver's own
+kink-in-data start, whose least-squares output layer overfits a few thousand training pairs
+from the first iteration (digits, 50 %: 1.2 dB lower PSNR than from the twin start).
 At decoder size the solver runs its reduced-space method (docs/alm.md), whose outer iteration is
 one pass over the training pairs; by default (``max_outer=None``) the ALM runs until the time
 limit, a stall or convergence, so ``alm`` uses the same budget as its Adam twin. (A cap of 3
@@ -34,7 +37,7 @@ import numpy as np
 
 from ..errors import CSInputError
 from .base import register_decoder
-from .mlp import MLPDecoder, Weights, fold_standardisation, mlp_forward, standardiser, validation_split
+from .mlp import MLPDecoder, Weights, fold_standardisation, mlp_forward, standardiser, twin_start, validation_split
 
 
 def check_alm_options(time_limit: float, max_outer: int | None, max_inner: int | None, restarts: int,
@@ -57,10 +60,13 @@ def train_mlp_alm(
     max_inner: int | None = None, polish: bool = False, restarts: int = 1, validation: float = 0.0,
     check_every: int = 10,
     patience: int = 5, dtype: str = "float32", seed: int = 0, progress: bool = False,
-    alm_options: dict[str, Any] | None = None,
+    alm_options: dict[str, Any] | None = None, zero_output: bool = False,
 ) -> tuple[Weights, dict[str, Any]]:
     """Train the ReLU MLP ``X -> T`` by the ALM (then L-BFGS-B when ``polish``) on the MSE.
     A ``validation`` fraction of the pairs (whole ``groups`` when given) is held out.
+
+    The ALM starts from :func:`~.mlp.twin_start` (the start of the Adam twin, ``zero_output`` as
+    there) unless ``alm_options`` gives ``init``.
 
     Returns weights acting on raw ``X`` and ``info`` with ``result`` (the solver's ALMResult)
     and ``validation_history`` (``(refinement iteration, validation MSE)`` pairs).
@@ -90,7 +96,8 @@ def train_mlp_alm(
             return best[2] >= int(patience)
 
     # the refinement runs until early stopping or the time limit (its iteration cap is not binding)
-    opts = {"polish": bool(polish), **({"polish_iters": 100_000} if polish else {}),
+    start = twin_start(widths, seed, None if zero_output else Tt.mean(axis=0))
+    opts = {"polish": bool(polish), "init": start, **({"polish_iters": 100_000} if polish else {}),
             **({"max_inner": int(max_inner)} if max_inner is not None else {}), **(alm_options or {})}
     # no outer cap by default: the wall-clock limit ends the run (or a stall / convergence)
     result = solve_alm(problem, restarts=int(restarts), seed=int(seed),

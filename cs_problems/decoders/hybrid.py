@@ -183,7 +183,9 @@ def _variant(cls_name: str, inner: str, base: type[TVAnchoredDecoder] = TVAnchor
 
 
 TVResAdamDecoder = _variant("TVResAdamDecoder", "res-adam")
+TVResALMDecoder = _variant("TVResALMDecoder", "res-alm")
 TVResALMLBFGSDecoder = _variant("TVResALMLBFGSDecoder", "res-alm+lbfgs")
 _ADAPTIVE = {"base": AdaptiveTVAnchoredDecoder, "prefix": "adaptive-tv+", "what": ", one weight per image"}
 AdaptiveTVResAdamDecoder = _variant("AdaptiveTVResAdamDecoder", "res-adam", **_ADAPTIVE)
+AdaptiveTVResALMDecoder = _variant("AdaptiveTVResALMDecoder", "res-alm", **_ADAPTIVE)
 AdaptiveTVResALMLBFGSDecoder = _variant("AdaptiveTVResALMLBFGSDecoder", "res-alm+lbfgs", **_ADAPTIVE)

@@ -98,6 +98,27 @@ def fold_standardisation(weights: Weights, mu: np.ndarray, sd: np.ndarray) -> We
     return [(W1, b1 - W1 @ mu)] + [(W.copy(), b.copy()) for W, b in weights[1:]]
 
 
+def twin_start(widths: Sequence[int], seed: int, output_bias: np.ndarray | None = None) -> Weights:
+    """The starting weights of an MLP, shared by its Adam- and ALM-trained twins (so the twins
+    differ only in the trainer).  Hidden layers: torch.nn.Linear's default distribution,
+    ``W, b ~ U(-1/sqrt(n_in), 1/sqrt(n_in))``, drawn by numpy's generator seeded with ``seed``
+    (no torch needed).  Output layer: zero weights and bias ``output_bias`` (zeros when None),
+    so the network starts as a constant map (the mean target for a plain MLP, zero for a
+    residual one).  Why shared: the ALM's own kink-in-data start fits the output layer by
+    exact least squares on random features, which on a few thousand training pairs starts in
+    a badly generalising fit (digits, 50 %, 10 s: test residual MSE 0.0068 from it, 0.0048
+    from this start, as Adam's)."""
+    rng = np.random.default_rng([int(seed), 31])
+    widths = [int(w) for w in widths]
+    weights: Weights = []
+    for n_in, n_out in zip(widths[:-2], widths[1:-1]):
+        k = 1.0 / np.sqrt(n_in)
+        weights.append((rng.uniform(-k, k, (n_out, n_in)), rng.uniform(-k, k, n_out)))
+    bias = np.zeros(widths[-1]) if output_bias is None else np.asarray(output_bias, dtype=float).reshape(widths[-1])
+    weights.append((np.zeros((widths[-1], widths[-2])), bias.copy()))
+    return weights
+
+
 def layer_widths(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[int]:
     """Widths ``[n_0, n_1, ..., n_L]`` of a weights list."""
     layers = check_weights(weights)

@@ -164,7 +164,7 @@ class ResidualDecoder(Decoder):
         return train_mlp_alm(
             Y, R, self.hidden, time_limit=self._alm_time, max_outer=self.max_outer, max_inner=self.max_inner,
             polish=self.trainer == "alm+lbfgs", restarts=self.restarts, dtype=self.dtype, seed=self.seed,
-            progress=self.progress, alm_options={**twin, **self.alm_options},
+            progress=self.progress, alm_options={**twin, **self.alm_options}, zero_output=True,
         )
 
     def _fit(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> None:
