@@ -27,6 +27,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -272,8 +273,17 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(fn, model, time_limit, conn) -> None:
+#: characters of a dead solver process's own output quoted in its error message
+LOG_TAIL = 300
+
+
+def _child(fn, model, time_limit, conn, log_fd: int | None = None) -> None:
     _die_with_parent()
+    if log_fd is not None:
+        # the solver libraries' own prints (SoPlex notices, glibc abort lines) go to the guard's
+        # log, not the user's terminal; the parent quotes its tail if the process dies
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
     if "highspy" in sys.modules:
         # HiGHS's thread pool does not survive fork: a solve in the child would hang
         sys.modules["highspy"].Highs.resetGlobalScheduler(True)
@@ -293,7 +303,9 @@ class GuardedSolve:
 
     ``connection`` becomes readable when the child is done (``multiprocessing.connection.wait``
     on many of them); :meth:`result` collects the :class:`RawResult` (waiting at most until the
-    guard's deadline) and reaps the child."""
+    guard's deadline) and reaps the child.  The child's stdout and stderr (file descriptors 1
+    and 2, where solver libraries print) go to an anonymous temporary file; when the child dies
+    without a result, the tail of that output is quoted in the error message."""
 
     def __init__(self, fn, model: Model, time_limit: float, solver: str, stated_limit: float | None = None) -> None:
         ctx = mp.get_context("fork")
@@ -302,7 +314,8 @@ class GuardedSolve:
         self.solver, self.time_limit = solver, time_limit
         self.stated_limit = time_limit if stated_limit is None else stated_limit
         self.deadline = time_limit + grace_seconds(time_limit)      # seconds after t0
-        self.proc = ctx.Process(target=_child, args=(fn, model, time_limit, child), daemon=True)
+        self.log = tempfile.TemporaryFile()
+        self.proc = ctx.Process(target=_child, args=(fn, model, time_limit, child, self.log.fileno()), daemon=True)
         self.proc.start()
         child.close()
         self._result: RawResult | None = None
@@ -325,13 +338,14 @@ class GuardedSolve:
             self.proc.join()
             self.connection.close()
         elapsed = time.perf_counter() - self.t0
+        said = self._log_tail()      # read (and closed) in every case
         if msg is None:
             if elapsed >= self.deadline:
                 return RawResult("time_limit", None, None, None, self.solver, elapsed,
                                  f"wall-clock guard stopped the solver after {elapsed:.1f}s "
                                  f"(limit {self.stated_limit:g}s)")
             return RawResult("error", None, None, None, self.solver, elapsed,
-                             f"solver process died (exit code {self.proc.exitcode})")
+                             f"solver process died (exit code {self.proc.exitcode})" + (f": {said}" if said else ""))
         if msg[0] == "raise":
             raise msg[1]
         if msg[0] == "error":
@@ -340,6 +354,18 @@ class GuardedSolve:
         res.seconds = elapsed
         return res
 
+    def _log_tail(self) -> str:
+        """The last :data:`LOG_TAIL` characters of the child's output, on one line (closes the log)."""
+        try:
+            self.log.seek(0, os.SEEK_END)
+            self.log.seek(max(0, self.log.tell() - LOG_TAIL))
+            text = self.log.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            text = ""
+        finally:
+            self.log.close()
+        return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
     def cancel(self) -> None:
         """Kill the child now (if still running) and reap it."""
         if self._result is None:
@@ -347,5 +373,6 @@ class GuardedSolve:
                 os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.join()
             self.connection.close()
+            self.log.close()
             self._result = RawResult("error", None, None, None, self.solver, time.perf_counter() - self.t0,
                                      "cancelled")

@@ -6,7 +6,8 @@ minimum over ``k = 0..h`` of the case optima ``OPT_k`` (``k`` positive read-out 
 
 1. finds an incumbent network by a few local descents (L-BFGS-B in the box, numpy/scipy),
 2. optionally tightens the pre-activation bounds of every case by OBBT (LP, HiGHS) under the
-   incumbent's residual bound,
+   incumbent's residual bound; a case in which that bound leaves no network (e.g. targets above
+   ``B`` while every read-out weight is negative) is closed at once (status ``excluded``),
 3. solves every case with an exact backend (``scip-direct`` by default), each under the best
    loss known when it starts as an objective cut-off (a case with nothing better is proven
    ``>= cut-off``), in parallel processes where cores allow, sharing the time limit,
@@ -25,8 +26,8 @@ import numpy as np
 
 from unrectify.formulations import InputError, TrainingProblem, build_training_model
 from unrectify.formulations.certificate import Certificate, certify, gate, losses_agree
-from unrectify.formulations.sign_cases import (build_sign_case, canonical_weights, residual_bound_from_loss,
-                                              sign_cases, sign_enumeration_reason)
+from unrectify.formulations.sign_cases import (CaseExcludedError, build_sign_case, canonical_weights,
+                                              residual_bound_from_loss, sign_cases, sign_enumeration_reason)
 
 from .base import Backend, Capabilities, RawResult
 from .results import Solution
@@ -135,18 +136,25 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
     inc_cutoff = inc_loss * (1 + 1e-9) + 1e-12
     rbound = residual_bound_from_loss(P, inc_cutoff)
     obbt_info: dict = {}
-    bounds = None
-    if obbt:
-        from unrectify.backends.obbt import case_preactivation_bounds
+    records: dict[int, dict] = {}
+    models = {}
+    t1 = time.perf_counter()
+    for k in cases:
+        try:
+            bounds_k = None
+            if obbt:
+                from unrectify.backends.obbt import case_preactivation_bounds
 
-        t1 = time.perf_counter()
-        bounds = {k: case_preactivation_bounds(P, k, rbound) for k in cases}
+                bounds_k = case_preactivation_bounds(P, k, rbound)
+            models[k] = build_sign_case(P, k, bounds=bounds_k, residual_bound=rbound)
+        except CaseExcludedError as exc:
+            # no network of this case fits the incumbent's residuals: closed at the cut-off
+            records[k] = {"k": k, "status": "excluded", "objective": None, "bound": inc_cutoff, "seconds": 0.0,
+                          "cutoff": inc_cutoff, "message": str(exc), "nodes": 0, "runs": 0}
+    if obbt:
         obbt_info = {"seconds": time.perf_counter() - t1}
-    models = {k: build_sign_case(P, k, bounds=None if bounds is None else bounds[k], residual_bound=rbound)
-              for k in cases}
 
     supports_cutoff = backend == "scip-direct"
-    records: dict[int, dict] = {}
 
     def start_case(k: int, budget: float | None) -> tuple[Any, float]:
         """Start case ``k`` (a guarded child process; inline without guard or limit)."""
@@ -228,7 +236,8 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
                 h.cancel()
 
     # 3. solve: cases whose status leaves their bound below the best loss are retried while time is left
-    order = [k for k in cases if k != k_inc] + [k_inc]     # the incumbent's case, usually hardest, last
+    # the incumbent's case, usually hardest, last; excluded cases are closed already
+    order = [k for k in cases if k != k_inc and k in models] + ([k_inc] if k_inc in models else [])
     pending = list(order)
     rounds = 0
     if deadline is not None:
@@ -274,7 +283,7 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
                     global_solver=True,
                     activations=[{k: point[cm.model.blocks[n]] for k, n in (("Z", "Z1"), ("X", "X1"), ("D", "D1"))}],
                     seconds=time.perf_counter() - t0, backend=backend, solver=solver, encoding="sign-enumerated",
-                    domain="binary", certificate=cert, model_stats=models[cases[0]].model.stats() | {"cases": len(cases)},
+                    domain="binary", certificate=cert, model_stats=cm.model.stats() | {"cases": len(cases)},
                     symmetry_breaking=["scaling", "permutation"], point=point, extra=extra,
                     message="" if status == "optimal" else "not every case closed within the time limit")
 

@@ -29,7 +29,10 @@ i.e. the active set of a unit is a suffix of the sorted samples when ``w_j >= 0`
 when ``w_j <= 0``.  They are valid (every network has a model point satisfying them:
 ``o_j = 1[w_j >= 0]``, ``D = 1[Z > 0]``) and cut the activation patterns from ``2^N`` to ``O(N)``
 per unit.  ``residual_bound`` (from an incumbent loss ``UB``: ``|R_i| <= sqrt(N UB)`` for mse,
-``N UB`` for mae) removes only points worse than the incumbent.
+``N UB`` for mae) removes only points worse than the incumbent; when it leaves a residual's
+interval image ``B s.H + c - y`` empty for some sample, no network of the case beats the
+incumbent and :func:`build_sign_case` raises :class:`CaseExcludedError` (e.g. targets above
+``B`` with every read-out weight negative).
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ from .encodings import get_encoding
 from .errors import InputError
 from .model import Model
 from .problem import TrainingProblem
+
+class CaseExcludedError(InputError):
+    """The residual bound leaves no network in a sign case: every network of the case has a
+    loss above the incumbent's (the case is closed, not an input error of the user's)."""
+
 
 #: losses the sign-enumerated cases support (both give a convex objective on the residuals)
 CASE_LOSSES = ("mse", "mae")
@@ -192,7 +200,10 @@ def build_sign_case(problem: TrainingProblem, k: int, bounds: tuple[np.ndarray, 
     if residual_bound is not None:
         r_lo, r_hi = np.maximum(r_lo, -residual_bound), np.minimum(r_hi, residual_bound)
         if np.any(r_lo > r_hi):
-            raise InputError("residual bound excludes every network of this case")
+            i = int(np.argmax(r_lo - r_hi))
+            raise CaseExcludedError(
+                f"case k={k}: no network of the case fits the residual bound {residual_bound:.6g} "
+                f"(sample {i}: residual in [{r_lo[i] + 0.0:.6g}, {r_hi[i] + 0.0:.6g}] before the bound)")
     R = m.add_var("R", (N,), r_lo, r_hi)
     # R - B sum_j s_j H_ij - c = -y
     m.add_constraints("residual", "==", -y, linear=[(1.0, R[:, None]), (-B * s[None, :], H), (-1.0, c[None, :])],

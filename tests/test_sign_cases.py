@@ -161,6 +161,43 @@ def test_incumbent_cutoff_closes_worse_cases():
     assert min(c["bound"] for c in cases) >= sol.objective * (1 - 1e-6) - 1e-9
 
 
+def _high_targets(N=10, seed=0):
+    """1-D data whose targets lie far above B: no network with every read-out weight negative
+    (output <= c <= B) comes near the incumbent, so the residual bound excludes case k = 0."""
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.uniform(-2, 2, (N, 1)), 1)
+    y = 3 * np.abs(x[:, 0]) + 4 + 0.1 * rng.normal(size=N)
+    return TrainingProblem(x, y, (1, 2, 1), weight_bound=2.0)
+
+
+def test_case_excluded_by_the_residual_bound():
+    """build_sign_case raises CaseExcludedError (an InputError) when the residual bound empties a
+    residual's range, naming the case and the sample; without the bound the case builds."""
+    from unrectify.formulations.sign_cases import CaseExcludedError
+
+    P = _high_targets()
+    with pytest.raises(CaseExcludedError, match=r"case k=0: no network of the case fits the residual bound"):
+        build_sign_case(P, 0, residual_bound=0.5)
+    assert isinstance(CaseExcludedError("x"), InputError)
+    build_sign_case(P, 0)
+
+
+@pytest.mark.parametrize("obbt", [False, True])
+def test_excluded_cases_are_closed_not_errors(obbt):
+    """Targets beyond the reach of a sign case: the route closes that case at the incumbent's
+    cut-off (status 'excluded', never run) and still certifies the oracle's optimum."""
+    if obbt and "highs" not in available_backends():
+        pytest.skip("OBBT needs highspy")
+    from unrectify.backends.cases import solve_sign_enumerated
+
+    P = _high_targets()
+    sol = solve_sign_enumerated(P, time_limit=60, obbt=obbt)
+    excluded = [c for c in sol.extra["cases"] if c["status"] == "excluded"]
+    assert [c["k"] for c in excluded] == [0] and excluded[0]["bound"] >= sol.objective
+    assert sol.status == "optimal" and sol.certified_optimal
+    assert sol.objective == pytest.approx(enumerate_optimum(P.X, P.Y, 2, 2.0, "mse"), rel=1e-5, abs=1e-8)
+
+
 @pytest.mark.parametrize("processes", [1, 2, None])
 def test_case_processes_queue_gives_the_same_certified_optimum(processes):
     """4 cases through 1, 2 (a queue: cases start as others finish) or all-at-once child processes,
