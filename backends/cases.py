@@ -138,14 +138,12 @@ def solve_sign_enumerated(problem: TrainingProblem, backend: str = "scip-direct"
     obbt_info: dict = {}
     records: dict[int, dict] = {}
     models = {}
+    if obbt:
+        from unrectify.backends.obbt import case_preactivation_bounds
     t1 = time.perf_counter()
     for k in cases:
         try:
-            bounds_k = None
-            if obbt:
-                from unrectify.backends.obbt import case_preactivation_bounds
-
-                bounds_k = case_preactivation_bounds(P, k, rbound)
+            bounds_k = case_preactivation_bounds(P, k, rbound) if obbt else None
             models[k] = build_sign_case(P, k, bounds=bounds_k, residual_bound=rbound)
         except CaseExcludedError as exc:
             # no network of this case fits the incumbent's residuals: closed at the cut-off

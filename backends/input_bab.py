@@ -40,6 +40,7 @@ import numpy as np
 
 from unrectify.formulations.box_bounds import BoxBounder
 from unrectify.formulations.errors import InputError
+from unrectify.formulations.validation import integer_at_least, nonnegative_number
 
 from .input_search import ascend, polish, value
 from .scip import DEFAULT_ABSGAP, DEFAULT_GAP
@@ -97,8 +98,19 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
     n0 = weights[0][0].shape[1]
     if lo.shape != (n0,) or hi.shape != (n0,) or np.any(lo > hi):
         raise InputError(f"input-bab needs an input box of {n0} coordinates with lo <= hi")
-    if int(batch) < 1 or int(max_open) < 2 * int(batch):
-        raise InputError(f"input-bab needs batch >= 1 and max_open >= 2 batch, got {batch}, {max_open}")
+    gap, absgap = nonnegative_number("gap", gap), nonnegative_number("absgap", absgap)
+    batch = integer_at_least("batch", batch, 1)
+    max_open = integer_at_least("max_open", max_open, 2 * batch)
+    samples = integer_at_least("samples", samples, 1)
+    seed = integer_at_least("seed", seed, 0)
+    if not isinstance(local_search, (bool, np.bool_)):
+        raise InputError(f"local_search must be True or False, got {local_search!r}")
+    if len(weights) == 1:       # no hidden layer: an affine output, maximised at a vertex of the box
+        w = sign * np.asarray(weights[0][0], dtype=float)[row]
+        x = np.where(w > 0, hi, lo)
+        v = float(value(weights, x[None], row, sign)[0])
+        return BabResult("optimal", x, v, v, time.perf_counter() - t0, {"boxes": 1, "rounds": 0, "open": 0,
+                                                                         "batch": batch})
     rng = np.random.default_rng(seed)
     bounder = BoxBounder(weights, row, sign)
 

@@ -5,13 +5,14 @@ measured (``Y = S Phi^T + noise``); every decoder is fitted on the TRAIN pairs a
 evaluated on the held-out TEST images only. One record per (ratio, method) holds the
 means over test images of PSNR (dB, capped at 100), SSIM and per-pixel MSE, plus the
 reconstruction seconds per test image, the fit seconds, the training-set size ``n_train`` and
-the training budget ``budget_s`` (the decoder's ``time_limit``; None for closed-form and
-model-based decoders).
+the training budget ``budget_s`` (the decoder's training time limit, its ``budget_option``; None
+for closed-form and model-based decoders and for ``prior``, which trains for a number of epochs).
 
 Noise: ``noise`` is an absolute standard deviation; ``snr_db`` instead sets it from the
 measurement SNR, ``sigma = rms(Phi s over the training images) * 10^(-snr_db / 20)`` (the same
-sigma for train and test measurements at a ratio). ``budget`` (seconds) is passed as
-``time_limit`` to every decoder that takes one (a per-decoder, per-ratio cap on training).
+sigma for train and test measurements at a ratio). ``budget`` (seconds) is passed as the
+training time limit (``time_limit``) to every decoder that has one (a per-decoder, per-ratio cap
+on training); ``prior``'s ``time_limit`` is per image solve and is not set by it.
 
 Block CS (``block_cs``, default on for ``patches``): every decoder fitted on 33 x 33 patches
 also reconstructs the whole test images block by block (:mod:`unrectify.cs.blocks`, same
@@ -265,7 +266,9 @@ def _accepts(cls: type, option: str) -> bool:
 
 
 def _decoder_kwargs(cls: type, options: Mapping[str, Any], shape: Sequence[int], progress: bool,
-                    seed: int) -> dict[str, Any]:
+                    seed: int, budget: float | None = None) -> dict[str, Any]:
+    """The keyword arguments a decoder is built with: the user's options, then the run's shape,
+    progress, seed and (for decoders with a time limit) the training budget."""
     kw = dict(options)
     if _accepts(cls, "shape"):
         kw.setdefault("shape", shape)
@@ -273,26 +276,54 @@ def _decoder_kwargs(cls: type, options: Mapping[str, Any], shape: Sequence[int],
         kw.setdefault("progress", progress)
     if _accepts(cls, "seed"):
         kw.setdefault("seed", seed)
+    option = getattr(cls, "budget_option", None)
+    if budget is not None and option and _accepts(cls, option):
+        kw.setdefault(option, float(budget))
     return kw
 
 
+def build_decoder(method: str, Phi: np.ndarray, options: Mapping[str, Any], shape: Sequence[int], progress: bool,
+                  seed: int, budget: float | None = None):
+    """The decoder ``method`` with the user's ``options``; a bad option or value is one
+    :class:`CSInputError` naming the decoder and the options given (never a TypeError listing
+    keys the user did not give)."""
+    cls = decoder_class(method)
+    given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    unknown = sorted(k for k in options if not _accepts(cls, k))
+    if unknown:
+        valid = [p for p in inspect.signature(cls).parameters if p not in ("self", "Phi", "shape", "progress")]
+        raise CSInputError(f"decoder {method!r} has no option {', '.join(unknown)}; valid: {', '.join(valid)}")
+    if "seed" in options:
+        seed_given = options["seed"]
+        if isinstance(seed_given, bool) or not isinstance(seed_given, int) or not 0 <= seed_given < 2**32:
+            raise CSInputError(f"bad option for decoder {method!r}: seed must be an integer in 0..{2**32 - 1}, "
+                               f"got {seed_given!r}")
+    ignored = getattr(cls, "options_ignored", lambda _: [])(dict(options))
+    if ignored:
+        raise CSInputError(f"decoder {method!r} does not use {', '.join(ignored)} (an option of the other "
+                           f"trainer; it would be ignored)")
+    try:
+        return get_decoder(method, Phi, **_decoder_kwargs(cls, options, shape, progress, seed, budget))
+    except CSInputError as exc:
+        if not given:
+            raise
+        raise CSInputError(f"bad option for decoder {method!r} ({given}): {exc}") from None
+    except (TypeError, ValueError) as exc:  # e.g. --option adam.lr=abc
+        raise CSInputError(f"bad option for decoder {method!r} ({given}): {exc}") from None
+
+
 def check_decoder_options(dataset: str, ratios: Sequence[float], methods: Sequence[str],
-                          opts: Mapping[str, Mapping[str, Any]], seed: int = 0, progress: bool = False) -> None:
-    """Build every decoder once with its options (no fitting), so an unknown option or a bad
-    value fails before any data is loaded or any file or folder is created."""
+                          opts: Mapping[str, Mapping[str, Any]], seed: int = 0, progress: bool = False,
+                          budget: float | None = None) -> None:
+    """Build every decoder once with its options and the training budget (no fitting), at the
+    smallest and the largest ratio, so an unknown option or a bad value (or a budget too short
+    for a decoder's first step) fails before any data is loaded or any file or folder is created."""
     shape = image_shape(dataset)
-    Phi = gaussian_operator(ratios[0], int(np.prod(shape)), seed=seed)
-    for method in methods:
-        cls = decoder_class(method)
-        given = ", ".join(f"{k}={v!r}" for k, v in opts.get(method, {}).items())
-        try:
-            get_decoder(method, Phi, **_decoder_kwargs(cls, opts.get(method, {}), shape, progress, seed))
-        except CSInputError as exc:
-            if not given:
-                raise
-            raise CSInputError(f"bad option for decoder {method!r} ({given}): {exc}") from None
-        except (TypeError, ValueError) as exc:  # e.g. --option adam.lr=abc
-            raise CSInputError(f"bad option for decoder {method!r} ({given}): {exc}") from None
+    n = int(np.prod(shape))
+    for ratio in sorted({min(ratios), max(ratios)}):
+        Phi = gaussian_operator(ratio, n, seed=seed)
+        for method in methods:
+            build_decoder(method, Phi, opts.get(method, {}), shape, progress, seed, budget)
 
 
 # ---------------------------------------------------------------------- experiment
@@ -334,7 +365,8 @@ def run_cs_experiment(
         raise CSInputError(f"block_cs needs the patches data set (33 x 33 blocks), got {dataset!r}")
     n_train = _check_count(train_samples, "train_samples")
     n_test = _check_count(test_samples, "test_samples")
-    check_decoder_options(dataset, rs, ms, opts, seed, progress)   # before any folder is created
+    check_decoder_options(dataset, rs, ms, opts, seed, progress, budget)   # before any folder is created
+    check_output_names(out_dir, rs, do_blocks)
     shape = image_shape(dataset)
     S_train = load_dataset(dataset, "train", n_train, seed=seed)
     G_train = load_groups(dataset, "train", n_train, seed=seed)   # held-out choices see unseen images
@@ -363,17 +395,7 @@ def run_cs_experiment(
             grid: dict[str, np.ndarray] = {}
             for method in ms:
                 bar.set_postfix(ratio=f"{ratio:g}", method=method)
-                cls = decoder_class(method)
-                kw = _decoder_kwargs(cls, opts.get(method, {}), shape, progress, seed)
-                if budget is not None and _accepts(cls, "time_limit"):
-                    kw.setdefault("time_limit", float(budget))
-                try:
-                    decoder = get_decoder(method, Phi, **kw)
-                except CSInputError:
-                    raise
-                except (TypeError, ValueError) as exc:  # e.g. --option adam.lr=abc
-                    given = ", ".join(f"{k}={v!r}" for k, v in opts.get(method, {}).items())
-                    raise CSInputError(f"bad option for decoder {method!r} ({given}): {exc}") from None
+                decoder = build_decoder(method, Phi, opts.get(method, {}), shape, progress, seed, budget)
                 t0 = time.perf_counter()
                 decoder.fit(Y_train, S_train, groups=G_train)
                 t1 = time.perf_counter()
@@ -383,7 +405,8 @@ def run_cs_experiment(
                 rec.update(mean_metrics(S_test, S_hat, shape))
                 rec["seconds_per_image"] = (t2 - t1) / S_test.shape[0]
                 rec["train_seconds"] = rec["fit_seconds"] = t1 - t0
-                budget_s = getattr(decoder, "time_limit", None) if decoder.learned else None
+                option = type(decoder).budget_option
+                budget_s = getattr(decoder, option, None) if decoder.learned and option else None
                 rec.update({"n_train": int(S_train.shape[0]), "budget_s": budget_s,
                             "snr_db": None if snr_db is None else float(snr_db),
                             "m": int(Phi.shape[0]), "noise": sigma, "n_test": int(S_test.shape[0])})
@@ -412,6 +435,21 @@ def run_cs_experiment(
         atomic_write_bytes(out / "psnr_vs_ratio_block.png", psnr_plot_png(block_records))
     partial.unlink(missing_ok=True)
     return records
+
+
+def output_files(ratios: Sequence[float], block_cs: bool) -> list[str]:
+    """The names a run writes into its output folder (the figures last)."""
+    return (["results.json", "results.md", "results.partial.json", "psnr_vs_ratio.png"]
+            + (["psnr_vs_ratio_block.png"] if block_cs else []) + [f"grid_ratio{r:g}.png" for r in ratios])
+
+
+def check_output_names(out_dir: str | os.PathLike[str], ratios: Sequence[float], block_cs: bool) -> None:
+    """Refuse a run whose output names are taken by something that is not a file (a folder
+    named ``results.json``), before anything is computed or written."""
+    for name in output_files(ratios, block_cs):
+        path = Path(out_dir) / name
+        if path.exists() and not path.is_file():
+            raise CSInputError(f"{path} exists and is not a file: the run could not write its {name} there")
 
 
 def _details(decoder: Any) -> dict[str, Any]:
@@ -450,12 +488,28 @@ def _block_record(decoder: Any, images: Mapping[str, np.ndarray], Phi: np.ndarra
 
 
 # ---------------------------------------------------------------------- command line
+#: option values read as booleans (any case), so that ``clip=no`` is not the true string ``"no"``
+BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+#: option values read as the special floats (``ast.literal_eval`` reads none of them)
+FLOAT_WORDS = ("nan", "inf", "+inf", "-inf", "infinity", "-infinity")
+
+
 def parse_option(text: str) -> tuple[str, str, Any]:
+    """``METHOD.KEY=VALUE`` -> ``(method, key, value)``; names stripped of spaces, the value a
+    Python literal (number, list, dict, ...), a yes/no word as a bool, ``nan``/``inf`` as floats,
+    otherwise the text itself (e.g. a solver name)."""
     try:
         lhs, value = text.split("=", 1)
         method, key = lhs.split(".", 1)
     except ValueError:
         raise CSInputError(f"--option must look like METHOD.KEY=VALUE, got {text!r}") from None
+    method, key, value = method.strip(), key.strip(), value.strip()
+    if not method or not key:
+        raise CSInputError(f"--option must look like METHOD.KEY=VALUE, got {text!r}")
+    if value.lower() in BOOL_WORDS:
+        return method, key, BOOL_WORDS[value.lower()]
+    if value.lower() in FLOAT_WORDS:
+        return method, key, float(value)
     try:
         parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError):

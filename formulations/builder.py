@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from .encodings import Encoding, get_encoding
-from .errors import UnknownNameError
+from .errors import InputError, UnknownNameError
 from .model import Model
 from .network import forward
 from .problem import TrainingProblem
@@ -137,9 +137,16 @@ def symmetry_kinds(value: bool | str | Sequence[str] | None) -> tuple[str, ...]:
         return SYMMETRY_KINDS
     items = [value] if isinstance(value, str) else list(value)
     items = [k.strip() for item in items for k in item.split(",") if k.strip()]
+    if not items:
+        raise InputError(f"empty symmetry breaking {value!r}; choose from {', '.join(SYMMETRY_KINDS)}, all, none")
     for k in items:
+        if k in ("all", "none"):
+            raise InputError(f"symmetry breaking {k!r} stands alone; it cannot be combined with other kinds "
+                             f"(got {','.join(items)})")
         if k not in SYMMETRY_KINDS:
             raise UnknownNameError(f"unknown symmetry breaking {k!r}; choose from {', '.join(SYMMETRY_KINDS)}, all, none")
+        if items.count(k) > 1:
+            raise InputError(f"symmetry breaking {k!r} given twice")
     return tuple(k for k in SYMMETRY_KINDS if k in items)
 
 

@@ -70,6 +70,19 @@ class FixedWeightModel:
             return np.einsum("ij,ij->i", r, r)
         return np.abs(r).max(axis=1)
 
+    def sampled_row_objectives(self, outputs) -> np.ndarray:
+        """User objective of every row at each of ``S`` outputs ``(S, n_L)`` of inputs in the box
+        (every row shares the box, so each input is feasible for each row): ``(S, B)``."""
+        Ys = np.asarray(outputs, dtype=float).reshape(-1, self.net.n_outputs)
+        if self.kind in ("output_bound", "bounds"):
+            return Ys[:, self.output_index]
+        r = Ys[:, None, :] - self.target[None, :, :]
+        if self.norm == "l1":
+            return np.abs(r).sum(axis=2)
+        if self.norm == "l2":
+            return np.einsum("sbj,sbj->sb", r, r)
+        return np.abs(r).max(axis=2)
+
     def objective_from_outputs(self, outputs) -> float:
         """The user objective (sum over rows) of output values, e.g. of a forward pass."""
         return float(self.row_objectives(outputs).sum())

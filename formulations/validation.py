@@ -138,6 +138,25 @@ def positive_number(name: str, value: Any, allow_none: bool = False, error: type
     return f
 
 
+def nonnegative_number(name: str, value: Any, error: type[Exception] = InputError) -> float:
+    """A finite number >= 0: gaps and tolerances."""
+    if not isinstance(value, (bool, np.bool_)):
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            f = math.nan
+        if math.isfinite(f) and f >= 0:
+            return f
+    raise error(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def integer_at_least(name: str, value: Any, minimum: int, error: type[Exception] = InputError) -> int:
+    """An integer (Python or numpy, not bool) ``>= minimum``: counts, sizes, seeds."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise error(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def available_memory() -> int:
     """Bytes of memory available to a new allocation: ``MemAvailable`` on Linux (free plus
     reclaimable cache), else physical memory; 0 when unknown."""

@@ -105,8 +105,10 @@ def work(tmp_path, monkeypatch):
     np.savez(tmp_path / "mismatch.npz", X=X, Y=np.ones((5, 1)))
     np.savez(tmp_path / "twocols.npz", X=np.ones((6, 2)), Y=Y)
     (tmp_path / "text.npz").write_text("not a zip archive")
+    np.save(tmp_path / "plain.npy", X)
     (tmp_path / "trunc.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:40])
     (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "blocked" / "results.json").mkdir(parents=True)
     (tmp_path / "spec.toml").write_text('encodings = ["split"]\n')
     (tmp_path / "existing.json").write_text('{"keep": true}\n')
     (tmp_path / "afile").write_text("x")
@@ -167,6 +169,11 @@ VERIFY_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("backend-duplicate", ["--backend", "auto,auto"], ("--backend", "more than once")),
     ("backend-empty", ["--backend", ""], ("--backend",)),
     ("symmetry-unknown", ["--symmetry-breaking", "mirror"], ("symmetry", "mirror")),
+    ("symmetry-twice", ["--symmetry-breaking", "permutation,permutation"], ("symmetry", "permutation", "twice")),
+    ("symmetry-all-mixed", ["--symmetry-breaking", "all,none"], ("symmetry", "'all'", "alone")),
+    ("symmetry-empty", ["--symmetry-breaking="], ("--symmetry-breaking", "empty")),
+    ("symmetry-scaling-multi-output", ["--symmetry-breaking", "scaling", "--widths", "1,2,2"],
+     ("scaling", "single-output", "2 outputs")),
     ("option-unknown", ["--frobnicate"], ("unrecognized", "--frobnicate")),
     # options the mode would ignore
     ("restarts-exact-backend", ["--backend", "scip", "--restarts", "5"], ("--restarts", "alm")),
@@ -196,6 +203,7 @@ VERIFY_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("data-missing", ["--data", "nope.npz"], ("--data", "not found")),
     ("data-folder", ["--data", "folder.npz"], ("--data", "directory")),
     ("data-text", ["--data", "text.npz"], ("cannot read",)),
+    ("data-npy", ["--data", "plain.npy"], ("plain.npy", ".npy", "not a .npz")),
     ("data-truncated", ["--data", "trunc.npz"], ("cannot read",)),
     ("data-wrong-keys", ["--data", "keys.npz"], ("no array 'X'",)),
     ("data-missing-y", ["--data", "onlyx.npz"], ("no array 'Y'",)),
@@ -214,6 +222,9 @@ VERIFY_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("data-columns-mismatch", ["--data", "twocols.npz", "--widths", "1,2,1"], ("columns",)),
 ]
 
+if "highs" in INSTALLED:
+    VERIFY_CASES.append(("backend-cannot-take-form", ["--backend", "highs", "--encodings", "split"],
+                         ("split/binary", "'highs'", "MIQCQP")))
 if "gurobi" in INSTALLED:
     VERIFY_CASES.append(("gurobi-licence", ["--samples", "60", "--backend", "gurobi"], ("licen",)))
 
@@ -265,7 +276,19 @@ CS_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("out-is-file", ["--out", "afile"], ("--out", "not a directory")),
     ("out-unwritable", ["--out", f"{UNWRITABLE}/res"], ("--out", "not writable")),
     ("out-under-file", ["--out", "afile/res"], ("--out",)),
+    ("out-name-blocked", ["--out", "blocked"], ("results.json", "not a file")),
+    ("seed-too-large", ["--seed", "18446744073709551616"], ("--seed", "4294967295")),
+    ("option-seed-negative", ["--methods", "alm", "--option", "alm.seed=-3"], ("alm", "seed")),
+    ("option-other-trainer", ["--methods", "res-alm", "--option", "res-alm.epochs=3"], ("res-alm", "epochs", "trainer")),
+    ("option-nan-value", ["--methods", "linear", "--option", "linear.alpha=nan"], ("linear", "nan")),
+    ("option-network-too-large", ["--methods", "alm", "--option", "alm.hidden=[100000,100000]"],
+     ("alm", "100000", "available")),
+    ("option-tol-negative", ["--methods", "l1", "--option", "l1.tol=-1"], ("l1", "tol")),
 ]
+if "cvxpy" in INSTALLED:
+    CS_CASES.append(("option-cvxpy-solver-missing",
+                     ["--methods", "l1", "--option", "l1.solver=cvxpy", "--option", "l1.cvxpy_solver=FOO"],
+                     ("cvxpy_solver", "FOO", "not installed")))
 
 
 @pytest.mark.parametrize("case_id,argv,words", CS_CASES, ids=[c[0] for c in CS_CASES])
@@ -425,6 +448,14 @@ API_CASES = [
     ("net-truncate-range", lambda: FixedNetwork(W121).truncated(5), InputError, ("truncate",)),
     ("opt-sense-unknown", _opt(sense="up"), (UnknownNameError, InputError), ("up",)),
     ("opt-index-range", _opt(output_index=7), InputError, ("7",)),
+    ("bab-gap-nan", _opt(backend="input-bab", gap=float("nan")), InputError, ("gap", "nan")),
+    ("bab-absgap-negative", _opt(backend="input-bab", absgap=-1.0), InputError, ("absgap",)),
+    ("bab-max-open-inf", _opt(backend="input-bab", max_open=float("inf")), InputError, ("max_open",)),
+    ("bab-seed-fraction", _opt(backend="input-bab", seed=1.5), InputError, ("seed",)),
+    ("bab-seed-negative", _opt(backend="input-bab", seed=-1), InputError, ("seed",)),
+    ("bab-samples-negative", _opt(backend="input-bab", samples=-5), InputError, ("samples",)),
+    ("bab-batch-fraction", _opt(backend="input-bab", batch=1.5), InputError, ("batch",)),
+    ("bab-local-search-text", _opt(backend="input-bab", local_search="no"), InputError, ("local_search",)),
     ("invert-target-shape", _invert(target=np.ones(3)), InputError, ("target",)),
     ("invert-target-nan", _invert(target=np.array([np.nan])), InputError, ("NaN",)),
     ("invert-norm-unknown", _invert(norm="l3"), UnknownNameError, ("l3",)),

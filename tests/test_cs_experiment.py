@@ -81,6 +81,13 @@ def test_command_line(tmp_path: Path) -> None:
                             "--no-progress"], capture_output=True, text=True, timeout=300)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
         assert not (tmp_path / "bad" / "results.json").exists()
+    # a second run into the same folder lists only its own figures
+    res = subprocess.run([sys.executable, "-m", "unrectify", "cs", "--ratios", "50", "--methods", "pinv",
+                          "--train-samples", "50", "--test-samples", "5", "--out", str(out), "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    listed = res.stdout.strip().splitlines()[-1]
+    assert "grid_ratio0.5.png" in listed and "grid_ratio0.25.png" not in listed
 
 
 def test_stopped_run_keeps_finished_records(tmp_path: Path) -> None:
@@ -158,3 +165,29 @@ def test_markdown_compares_best_learned_with_classic_and_twins() -> None:
     assert "| 0.1 | res-adam 22.00 | tv 20.00 | 21.00 | yes |" in md
     assert "| 0.5 | res-alm 29.20 | tv 30.00 | 25.00 | no |" in md  # linear never counts as the best learned
     assert "| 0.1 | -0.50 |" in md and "| 0.5 | +0.20 |" in md
+
+
+def test_option_values_are_read_as_a_user_means_them():
+    """Names are stripped; yes/no words are bools (``bool('no')`` is True); nan/inf are floats;
+    other text stays text (a solver name)."""
+    import math
+
+    from unrectify.cs.experiment import parse_option
+
+    assert parse_option(" adam.clip = no") == ("adam", "clip", False)
+    assert parse_option("tv.box=Yes") == ("tv", "box", True)
+    assert parse_option("adam.hidden=[64, 64]") == ("adam", "hidden", [64, 64])
+    method, key, value = parse_option("adam.lr=nan")
+    assert (method, key) == ("adam", "lr") and math.isnan(value)
+    assert parse_option("l1.cvxpy_solver=SCS") == ("l1", "cvxpy_solver", "SCS")
+
+
+def test_budget_sets_training_limits_only(tmp_path):
+    """``budget`` is the training time limit of decoders that have one; the generator prior's
+    ``time_limit`` (seconds per image solve) is not set by it and it records no budget."""
+    from unrectify.cs.decoders import decoder_class
+    from unrectify.cs.experiment import _decoder_kwargs
+
+    assert _decoder_kwargs(decoder_class("res-alm"), {}, (8, 8), False, 0, 5.0)["time_limit"] == 5.0
+    assert "time_limit" not in _decoder_kwargs(decoder_class("prior"), {}, (8, 8), False, 0, 5.0)
+    assert _decoder_kwargs(decoder_class("res-alm"), {"time_limit": 2.0}, (8, 8), False, 0, 5.0)["time_limit"] == 2.0

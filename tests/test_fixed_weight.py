@@ -266,3 +266,41 @@ def test_lp_tightening_is_sound_and_tighter(rng):
     b = optimize_output(net, 1, "max", backend="highs", time_limit=30)
     assert a.certified_optimal and a.objective == pytest.approx(b.objective, abs=1e-7)
     assert a.extra["bounds"] == "given"
+
+
+# ------------------------------------------------------------------ solver answers checked by sampling
+def test_a_sampled_input_refutes_a_wrong_optimum():
+    """The forward pass at sampled inputs of the box refutes a claimed optimum that one of them
+    beats (max, min and inversion), and never a true optimum."""
+    from unrectify.fixed.solve import _refutation
+
+    net = hand_net()
+    fmax = build_output_bound_model(net, 0, "max", "bigm", "binary")
+    assert _refutation(fmax, np.array([2.75])) == ""
+    assert "better than the solver's optimum 2" in _refutation(fmax, np.array([2.0]))
+    fmin = build_output_bound_model(net, 0, "min", "bigm", "binary")
+    assert _refutation(fmin, np.array([0.25])) == ""
+    assert "input-bab" in _refutation(fmin, np.array([0.5]))
+    finv = build_inversion_model(net, [[1.0], [3.0]], "l1", "bigm", "binary")
+    assert _refutation(finv, np.array([0.0, 0.25])) == ""
+    assert "(row 0)" in _refutation(finv, np.array([0.3, 0.25]))
+
+
+@needs("highs")
+def test_solver_infeasible_on_a_box_problem_is_an_error_naming_the_bounds():
+    """Every input of the box is feasible for the network, so 'infeasible' can only mean bounds
+    that exclude its values (here: given all-zero bounds) or a numerical failure: an error."""
+    net = hand_net()
+    zero = [(np.zeros(2), np.zeros(2)), (np.zeros(1), np.zeros(1))]
+    sol = optimize_output(net, 0, "max", backend="highs", time_limit=20, bounds=zero)
+    assert sol.status == "error" and not sol.certified_optimal and sol.solver_status == "infeasible"
+    assert "pre-activation bounds (given) exclude" in sol.message
+
+
+def test_input_bab_on_a_network_without_hidden_layer():
+    """L = 1: the affine output's optimum at the box vertex its weights point to."""
+    net = FixedNetwork([(np.array([[1.0, -2.0]]), np.array([0.5]))], 0.0, 1.0)
+    hi = optimize_output(net, 0, "max", backend="input-bab")
+    lo = optimize_output(net, 0, "min", backend="input-bab")
+    assert hi.certified_optimal and hi.objective == pytest.approx(1.5) and list(hi.input) == [1.0, 0.0]
+    assert lo.certified_optimal and lo.objective == pytest.approx(-1.5) and list(lo.input) == [0.0, 1.0]

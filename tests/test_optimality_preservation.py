@@ -48,3 +48,12 @@ def test_without_symmetry_breaking():
     # (0.00181, not an exact fit) and is certified in both domains in about 25 s on a loaded
     # 2-core machine, far inside the limit: the test cannot pass on a wrong optimum.
     check_instance(0, symmetry="none", time_limit=300, n=4)
+
+
+def test_agreement_is_reported_absolutely_near_zero():
+    """Optima within ATOL of zero: a relative figure would measure only solver tolerances
+    (1e-9 against -8e-10 is '1.9 relative'); the verdict states the absolute difference."""
+    from unrectify.verify import ATOL, _difference
+
+    assert _difference(1e-9, -8e-10) == f"1.8e-09 absolute (both within {ATOL:g} of zero)"
+    assert _difference(2.0, 2.0 + 2e-7) == "1.0e-07 relative"

@@ -19,7 +19,7 @@ from typing import Sequence
 from unrectify.formulations import BUILTIN, UnrectifyError, random_instance
 from unrectify.formulations.errors import CLIError
 
-from .validate import (input_file, name_list, nonnegative_int, output_file, positive_float,
+from .validate import (input_file, name_list, output_file, positive_float, seed_int,
                        positive_int, widths_arg)
 
 #: the built-in default instance of `unrectify verify` (certifies in well under 2 minutes)
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", metavar="FILE.npz", help="arrays X (N x n0) and Y (N x nL)")
     src.add_argument("--samples", type=positive_int, default=None, metavar="N",
                      help=f"generate an instance with N samples (default {DEFAULT_SAMPLES})")
-    v.add_argument("--seed", type=nonnegative_int, default=None, help=f"seed of the generated instance (default {DEFAULT_SEED})")
+    v.add_argument("--seed", type=seed_int, default=None, help=f"seed of the generated instance (default {DEFAULT_SEED})")
     v.add_argument("--widths", type=widths_arg, default=None, metavar="n0,n1,...,nL",
                    help=f"layer widths incl. input and output (default {','.join(map(str, DEFAULT_WIDTHS))})")
     v.add_argument("--loss", default=None, help="mse (default) or mae")
@@ -224,7 +224,9 @@ def prepare_verify(args) -> dict:
     sym = DEFAULT_SYMMETRY if args.symmetry_breaking is None else args.symmetry_breaking
     from unrectify.formulations.builder import symmetry_kinds
 
-    symmetry_kinds(sym)  # unknown kinds fail here
+    if not sym.strip():
+        raise CLIError("--symmetry-breaking is empty; give permutation, scaling, all or none")
+    kinds = symmetry_kinds(sym)  # unknown, repeated or mixed kinds fail here
     if args.data is not None:
         if args.seed is not None:
             raise CLIError("--seed applies to a generated instance (--samples), not to --data")
@@ -237,6 +239,9 @@ def prepare_verify(args) -> dict:
         seed = DEFAULT_SEED if args.seed is None else args.seed
         problem = random_instance(n, widths, seed, loss, bound)
         source = f"generated (samples={n}, seed={seed})"
+    if "scaling" in kinds and sym != "all" and problem.widths[-1] != 1:
+        raise CLIError(f"--symmetry-breaking scaling needs a single-output network; widths "
+                       f"{','.join(map(str, problem.widths))} have {problem.widths[-1]} outputs")
     time_limit = DEFAULT_TIME_LIMIT if args.time_limit is None else args.time_limit
     from unrectify.backends import backend_class
 

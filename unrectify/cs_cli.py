@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from .validate import (CLIError, finite_float, name_list, nonnegative_float, nonnegative_int, output_dir, positive_float,
+from .validate import (CLIError, finite_float, name_list, nonnegative_float, output_dir, positive_float, seed_int,
                        positive_int)
 
 DEFAULT_RATIOS_PERCENT = "4,10,25"
@@ -31,7 +31,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     c.add_argument("--ratios", default=DEFAULT_RATIOS_PERCENT, metavar="PERCENTS",
                    help=f"measurement ratios m/n in percent (default {DEFAULT_RATIOS_PERCENT}; paper: 1,4,10,25,40,50)")
     c.add_argument("--methods", default=DEFAULT_METHODS,
-                   help=f"comma-separated decoders (default {DEFAULT_METHODS}; all: {ALL_METHODS})")
+                   help=f"comma-separated decoders, or all (default {DEFAULT_METHODS}; all: {ALL_METHODS})")
     c.add_argument("--train-samples", type=positive_int, default=None, metavar="N",
                    help="training images (default: the whole training split)")
     c.add_argument("--test-samples", type=positive_int, default=100, metavar="N",
@@ -42,7 +42,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     c.add_argument("--budget", type=positive_float, default=None, metavar="SECONDS",
                    help=f"training time limit per learned decoder and ratio (default {DEFAULT_BUDGET_S['digits']:g} s "
                         f"on digits, {OTHER_BUDGET_S:g} s otherwise)")
-    c.add_argument("--seed", type=nonnegative_int, default=0)
+    c.add_argument("--seed", type=seed_int, default=0)
     c.add_argument("--out", default="cs_results", metavar="DIR", help="output folder (default cs_results)")
     c.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="decoder option, e.g. adam.epochs=30 (repeatable)")
@@ -71,7 +71,8 @@ def prepare_cs(args) -> dict[str, Any]:
 
     image_shape(args.dataset)   # unknown data set -> one line naming the valid ones
     ratios = _ratios(args.ratios)
-    methods = name_list(args.methods, "--methods", sorted(set(available_decoders()) | set(ALL_METHODS.split(","))))
+    text = ALL_METHODS if args.methods.strip() == "all" else args.methods
+    methods = name_list(text, "--methods", sorted(set(available_decoders()) | set(ALL_METHODS.split(","))))
     options: dict[str, dict[str, Any]] = {}
     for text in args.option:
         method, key, value = parse_option(text)
@@ -84,14 +85,14 @@ def prepare_cs(args) -> dict[str, Any]:
     if args.snr is not None and args.noise:
         raise CLIError("give either --noise (absolute sd) or --snr (dB), not both")
     _check_inputs(args.dataset, ratios, methods, args.noise, options)
-    check_decoder_options(args.dataset, ratios, methods, options, args.seed, progress=False)
-    output_dir(args.out, "--out")
     budget = args.budget if args.budget is not None else DEFAULT_BUDGET_S.get(args.dataset, OTHER_BUDGET_S)
+    check_decoder_options(args.dataset, ratios, methods, options, args.seed, progress=False, budget=budget)
+    output_dir(args.out, "--out")
     return {"ratios": ratios, "methods": methods, "options": options, "budget": budget}
 
 
 def cmd_cs(args) -> int:
-    from unrectify.cs.experiment import results_markdown, run_cs_experiment
+    from unrectify.cs.experiment import BLOCK_SUFFIX, output_files, results_markdown, run_cs_experiment
 
     job = prepare_cs(args)
     try:
@@ -105,7 +106,9 @@ def cmd_cs(args) -> int:
     from pathlib import Path
 
     out = Path(args.out).resolve()
-    figures = sorted(p.name for p in out.glob("*.png"))
+    block = any(r["dataset"].endswith(BLOCK_SUFFIX) for r in records)
+    # this run's figures only (an earlier run's in the same folder are not this run's results)
+    figures = [n for n in output_files(job["ratios"], block) if n.endswith(".png") and (out / n).is_file()]
     print(f"table: {out / 'results.md'}\nrecords: {out / 'results.json'}\nfigures ({out}): {', '.join(figures)}")
     return 0
 
@@ -125,5 +128,6 @@ def _interrupted(args, job, exc: BaseException) -> int:
     kept = f"kept in {partial}" if done else "nothing finished"
     sys.stderr.write(f"unrectify: interrupted by {what}: {done} of {total} (ratio, method) records finished, "
                      f"{kept}; lost: the decoder in progress and {max(total - done - 1, 0)} not started; "
-                     f"results.json and figures not written\n")
+                     f"results.json, results.md and psnr_vs_ratio.png not written (the grid figures of "
+                     f"finished ratios are)\n")
     return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT

@@ -16,7 +16,11 @@ def load_npz(path: str, names: tuple[str, ...] = ("X", "Y")) -> dict[str, np.nda
     if not os.path.exists(path):
         raise InputError(f"data file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):      # a .npy file: one array, no names
+            raise InputError(f"{path} is a single array (.npy), not a .npz archive; save X and Y with "
+                             "numpy.savez(path, X=X, Y=Y)")
+        with loaded as data:
             found = list(data.files)
             missing = [n for n in names if n not in found]
             if missing:

@@ -40,6 +40,10 @@ def positive_int(text: str) -> int:
     return v
 
 
+#: seeds are below 2^32: numpy takes any size, but torch's generator and the ALM's do not
+MAX_SEED = 2**32 - 1
+
+
 def nonnegative_int(text: str) -> int:
     try:
         v = int(text, 10)
@@ -47,6 +51,14 @@ def nonnegative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
     if v < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def seed_int(text: str) -> int:
+    """A seed: an integer in ``0 .. 2^32 - 1``."""
+    v = nonnegative_int(text)
+    if v > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0..{MAX_SEED}, got {text!r}")
     return v
 
 
@@ -188,5 +200,5 @@ def output_dir(path: str, option: str, inputs: Iterable[str | None] = ()) -> str
     return path
 
 
-__all__ = ["CLIError", "input_file", "name_list", "nonnegative_float", "nonnegative_int", "output_dir",
+__all__ = ["CLIError", "MAX_SEED", "input_file", "name_list", "nonnegative_float", "nonnegative_int", "output_dir", "seed_int",
            "output_file", "positive_float", "positive_int", "widths_arg"]

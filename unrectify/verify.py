@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 from unrectify.backends import Solution, backend_class, get_backend
 from unrectify.formulations import BUILTIN, TrainingProblem, build_training_model, get_encoding
-from unrectify.formulations.errors import InputError, UnknownNameError
+from unrectify.formulations.errors import InputError, ModelClassError, UnknownNameError
 
 from .api import solve
 from .atomic import jsonable as _jsonable  # noqa: F401  (kept for callers of the old name)
@@ -77,6 +77,14 @@ class VerifyReport:
 
 def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-12)
+
+
+def _difference(a: float, b: float) -> str:
+    """How far apart two optima are, in words: relative, or absolute when both are within ``ATOL``
+    of zero (where a relative figure measures only the solvers' feasibility tolerances)."""
+    if max(abs(a), abs(b)) <= ATOL:
+        return f"{abs(a - b):.1e} absolute (both within {ATOL:g} of zero)"
+    return f"{_rel(a, b):.1e} relative"
 
 
 def _agree(a: float, b: float) -> bool:
@@ -140,7 +148,7 @@ def judge(encoding: str, binary: Solution | None, interval: Solution | None, ref
         v.reason = f"mapped-back point infeasible for the binary form (violation {mapped['max_violation']:.3g})"
         return v
     v.tight = True
-    v.reason = (f"optima agree to {_rel(i_obj, ref.objective):.1e} relative; relaxed solution is a ReLU network"
+    v.reason = (f"optima agree to {_difference(i_obj, ref.objective)}; relaxed solution is a ReLU network"
                 + ("; d = 1[z>0] is binary-feasible with the same objective" if mapped is not None else ""))
     return v
 
@@ -165,7 +173,10 @@ def preflight(problem: TrainingProblem, encodings, backends: Sequence[str], symm
                 if reason:
                     raise InputError(reason)
                 if be.capabilities.level == "model":
-                    be.check(build_training_model(problem, enc, domain, symmetry_breaking).model)
+                    try:
+                        be.check(build_training_model(problem, enc, domain, symmetry_breaking).model)
+                    except ModelClassError as exc:
+                        raise ModelClassError(f"the {enc.name}/{domain} form cannot go to backend {name!r}: {exc}") from None
 
 
 def backend_list(backend: str | Sequence[str]) -> list[str]:
@@ -207,7 +218,7 @@ def judge_local(sol: Solution, reference: Solution | None) -> Verdict:
         gap = (fl - reference.objective) / max(abs(reference.objective), 1e-12)
         v.gap_to_certified = gap
         if _agree(fl, reference.objective):
-            v.reason = f"{sol.backend} reached the certified optimum ({gap:+.1e} relative)"
+            v.reason = f"{sol.backend} reached the certified optimum, off by {_difference(fl, reference.objective)}"
         elif fl > reference.objective:
             v.reason = f"{sol.backend} local solution is {gap:.3g} relative above the certified optimum"
         else:

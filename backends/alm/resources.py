@@ -75,6 +75,6 @@ def check_resources(problem: TrainingProblem, restarts: int, time_limit: float |
             g = est["largest_gram"]
             raise ResourceLimitError(
                 f"the ALM's first weight update factorises a dense {g} x {g} matrix "
-                f"({est['first_update_flops']:.2g} flops, about {seconds:.0f} s at this machine's measured "
+                f"({est['first_update_flops']:.2g} flops, about {seconds:.2g} s at this machine's measured "
                 f"{rate:.2g} flop/s), far beyond the time limit of {time_limit:g} s; use narrower hidden "
                 f"layers or a longer time limit")

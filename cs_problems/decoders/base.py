@@ -76,6 +76,9 @@ class Decoder(BaseEstimator):
     learned: ClassVar[bool] = False
     requires: ClassVar[tuple[str, ...]] = ()
     """Importable modules this decoder needs beyond numpy/scipy (checked by experiments)."""
+    budget_option: ClassVar[str | None] = "time_limit"
+    """The option that limits training seconds (an experiment's ``budget`` sets it), or None when
+    the decoder has none (its ``time_limit`` may mean something else, e.g. seconds per image)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

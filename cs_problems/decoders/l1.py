@@ -163,6 +163,16 @@ class L1Decoder(Decoder):
             raise CSInputError(f"l1 lam and eps must be finite and >= 0, got {lam!r}, {eps!r}")
         if int(max_iter) < 1 or int(batch_size) < 1:
             raise CSInputError("l1 max_iter and batch_size must be >= 1")
+        if not (np.isfinite(tol) and tol >= 0):
+            raise CSInputError(f"l1 tol must be finite and >= 0, got {tol!r}")
+        if cvxpy_solver is not None:
+            if solver != "cvxpy":
+                raise CSInputError(f"l1 cvxpy_solver applies to solver='cvxpy' only (solver is {solver!r})")
+            import cvxpy as cp
+
+            if str(cvxpy_solver).upper() not in cp.installed_solvers():
+                raise CSInputError(f"l1 cvxpy_solver {cvxpy_solver!r} is not installed; installed: "
+                                   f"{', '.join(cp.installed_solvers())}")
         self.basis, self.solver, self.form = basis, solver, form
         self.lam, self.eps = float(lam), float(eps)
         self.max_iter, self.tol, self.continuation = int(max_iter), float(tol), bool(continuation)

@@ -119,6 +119,23 @@ def twin_start(widths: Sequence[int], seed: int, output_bias: np.ndarray | None 
     return weights
 
 
+#: bytes per weight while training: float32 weights, gradients and Adam's two moments, plus
+#: the float64 copies handed back (the ALM keeps comparable per-weight state)
+TRAIN_BYTES_PER_WEIGHT = 4 * 4 + 8
+
+
+def check_trainable(widths: Sequence[int], what: str) -> None:
+    """Refuse an MLP whose weights alone would not fit in the available memory while training
+    (one line naming the widths), instead of an allocator error from inside torch."""
+    from unrectify.formulations.validation import available_memory, format_bytes
+
+    n = sum(int(a) * int(b) + int(b) for a, b in zip(widths[:-1], widths[1:]))
+    need, avail = n * TRAIN_BYTES_PER_WEIGHT, available_memory()
+    if avail and need > avail:
+        raise CSInputError(f"{what}: an MLP of widths {'-'.join(map(str, widths))} has {n:.3g} weights, about "
+                           f"{format_bytes(need)} to train, more than the {format_bytes(avail)} available")
+
+
 def layer_widths(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[int]:
     """Widths ``[n_0, n_1, ..., n_L]`` of a weights list."""
     layers = check_weights(weights)
@@ -144,6 +161,7 @@ class MLPDecoder(Decoder):
         if any(h <= 0 for h in hidden):
             raise CSInputError(f"hidden widths must be positive integers, got {hidden}")
         self.hidden = hidden
+        check_trainable(self.widths, f"decoder {self.name!r}")
 
     @property
     def widths(self) -> list[int]:

@@ -45,6 +45,25 @@ from .mlp import Weights, check_weights
 SOLVERS = ("exact", "gd")
 
 
+def _check_exact_route(encoding: str, domain: str, backend: str, bounds: str) -> None:
+    """Unknown encoding, domain, backend or bound method of the exact inversion: refused when the
+    decoder is built, not when the first image is solved."""
+    from unrectify.backends import backend_names
+    from unrectify.formulations import get_encoding
+    from unrectify.formulations.fixed_network import BOUND_METHODS
+
+    backends, bound_methods = ["auto", *backend_names()], [*BOUND_METHODS, "lp"]
+
+    try:
+        get_encoding(encoding).check_domain(domain)
+    except ValueError as exc:
+        raise CSInputError(f"prior {exc}") from None
+    if backend not in backends:
+        raise CSInputError(f"unknown prior backend {backend!r}; valid: {', '.join(backends)}")
+    if bounds not in bound_methods:
+        raise CSInputError(f"unknown prior bounds {bounds!r}; valid: {', '.join(bound_methods)}")
+
+
 @register_decoder("prior")
 class PriorDecoder(Decoder):
     """ReLU generator prior. Options: ``latent`` (k, default 6), ``hidden`` (generator hidden
@@ -55,6 +74,7 @@ class PriorDecoder(Decoder):
 
     name = "prior"
     learned = True
+    budget_option = None      # its time_limit is per image solve; training runs for ``epochs``
     requires = ("torch",)
 
     def __init__(
@@ -75,6 +95,8 @@ class PriorDecoder(Decoder):
         for name, v in (("lr", lr), ("gd_lr", gd_lr), ("time_limit", time_limit)):
             if not (np.isfinite(v) and v > 0):
                 raise CSInputError(f"prior {name} must be a positive number, got {v!r}")
+        if solver == "exact":
+            _check_exact_route(encoding, domain, backend, bounds)
         self.latent, self.hidden = int(latent), hidden
         self.epochs, self.batch_size, self.lr, self.seed = int(epochs), int(batch_size), float(lr), int(seed)
         self.solver, self.encoding, self.domain, self.backend = solver, encoding, domain, backend

@@ -45,7 +45,7 @@ from ..errors import CSInputError
 from .adam import SCHEDULES, check_adam_options, import_torch, train_mlp_adam
 from .alm import check_alm_options, train_mlp_alm
 from .base import Decoder, register_decoder
-from .mlp import Weights, mlp_forward, validation_split
+from .mlp import Weights, check_trainable, mlp_forward, validation_split
 
 TRAINERS = ("adam", "alm", "alm+lbfgs")
 CONSISTENCY = ("auto", "project", "gradient", "none")
@@ -97,6 +97,16 @@ class ResidualDecoder(Decoder):
     name = "res"
     learned = True
     trainer_default = "adam"
+    #: options read by one trainer only (``batch_size``, ``lr``, ``schedule`` serve both)
+    TRAINER_ONLY = {"adam": ("epochs", "weight_decay"),
+                    "alm": ("max_outer", "max_inner", "restarts", "dtype", "alm_options")}
+
+    @classmethod
+    def options_ignored(cls, options: dict[str, Any]) -> list[str]:
+        """The given options that this variant's trainer would ignore (refused, never dropped)."""
+        trainer = options.get("trainer", cls.trainer_default)
+        other = "alm" if trainer == "adam" else "adam"
+        return sorted(k for k in options if k in cls.TRAINER_ONLY[other])
 
     def __init__(
         self, Phi: np.ndarray, *, trainer: str | None = None, hidden: Sequence[int] = (256, 256),
@@ -114,6 +124,7 @@ class ResidualDecoder(Decoder):
         hidden = tuple(int(h) for h in hidden)
         if len(hidden) == 0 or any(h <= 0 for h in hidden):
             raise CSInputError(f"hidden widths must be positive integers, got {hidden}")
+        check_trainable([self.m, *hidden, self.n], f"decoder {self.name!r}")
         if not (np.isfinite(alpha) and alpha >= 0):
             raise CSInputError(f"ridge alpha must be finite and >= 0, got {alpha!r}")
         if consistency not in CONSISTENCY:
@@ -125,7 +136,7 @@ class ResidualDecoder(Decoder):
         alm_time = 30.0 if time_limit is None else time_limit
         if trainer == "adam":
             check_adam_options(epochs, batch_size, lr, weight_decay, 0.0, time_limit, schedule)
-            import_torch(f"decoder {self.name!r}")
+            import_torch(f"decoder {self.name!r}", warm=True)
         else:
             check_alm_options(alm_time, max_outer, max_inner, restarts, 0.0, 10, 5)
             if schedule not in SCHEDULES:

@@ -29,6 +29,41 @@ def _close(a: np.ndarray | float, b: np.ndarray | float) -> bool:
     return bool(np.all(np.abs(a - b) <= OUTPUT_TOL * np.maximum(1.0, np.abs(a))))
 
 
+#: random inputs of the box (and its centre) whose forward passes must not beat a reported optimum
+REFUTE_SAMPLES = 2048
+
+
+def _refutation(fm: FixedWeightModel, rows: np.ndarray, seed: int = 0) -> str:
+    """A one-line reason why the solver's row optima ``rows`` (user sense) are wrong, or "".
+
+    The solver's "optimal" is its own claim; a forward pass at a sampled input of the box that is
+    better than a claimed optimum (beyond ``OUTPUT_TOL``) proves it wrong, e.g. after numerical
+    trouble with large big-M constants."""
+    if fm.kind not in ("output_bound", "inversion"):
+        return ""
+    net = fm.net
+    rng = np.random.default_rng(seed)
+    lo, hi = net.input_lo, net.input_hi
+    X = np.vstack([0.5 * (lo + hi), lo + (hi - lo) * rng.random((REFUTE_SAMPLES, net.n_inputs))])
+    vals = fm.sign * fm.sampled_row_objectives(net.forward(X))       # model sense: minimised
+    claimed = fm.sign * np.asarray(rows, dtype=float).reshape(-1)
+    best = vals.min(axis=0)
+    worse = best < claimed - OUTPUT_TOL * np.maximum(1.0, np.abs(claimed))
+    if not worse.any():
+        return ""
+    b = int(np.argmax(np.where(worse, claimed - best, -np.inf)))
+    return (f"a sampled input of the box gives {fm.sign * best[b]:.10g}, better than the solver's optimum "
+            f"{fm.sign * claimed[b]:.10g} (row {b}): the solver's answer is wrong, likely numerical trouble with "
+            f"pre-activation bounds up to {_largest_bound(fm):.3g} (rescale the box or weights, or use "
+            f"backend='{INPUT_BAB}')")
+
+
+def _largest_bound(fm: FixedWeightModel) -> float:
+    lb, ub = fm.model.lb, fm.model.ub
+    finite = np.concatenate([lb[np.isfinite(lb)], ub[np.isfinite(ub)]])
+    return float(np.abs(finite).max(initial=0.0))
+
+
 def solve_fixed(fm: FixedWeightModel, backend: str = "auto", time_limit: float | None = 60.0,
                 guard: bool = True, build_seconds: float = 0.0, **backend_options: Any) -> FixedSolution:
     """Solve a built :class:`FixedWeightModel` and certify the answer against a forward pass.
@@ -70,13 +105,25 @@ def solve_fixed(fm: FixedWeightModel, backend: str = "auto", time_limit: float |
             x, y, fwd = x[0], y[0], fwd[0]
     certificate_ok = (viol is not None and viol <= VIOLATION_TOL and agrees and obj is not None
                       and _close(fobj, obj))
-    status, certified = gate(raw.status, be.capabilities.global_optimum, certificate_ok)
+    message = raw.message
+    raw_status = raw.status
+    if raw_status == "optimal" and rows is not None:
+        refuted = _refutation(fm, rows)
+        if refuted:
+            certificate_ok, message = False, refuted
+    if raw_status == "infeasible" and fm.kind in ("output_bound", "inversion"):
+        # every input of the box is feasible for the network itself
+        raw_status = "error"
+        message = (f"the solver reported the model infeasible, but every input of the box is feasible: the "
+                   f"pre-activation bounds ({fm.bound_method}) exclude the network's values, or the solver failed "
+                   f"numerically (bounds up to {_largest_bound(fm):.3g})")
+    status, certified = gate(raw_status, be.capabilities.global_optimum, certificate_ok)
     return FixedSolution(
         status=status, objective=obj, bound=bound, input=x, output=y, forward_output=fwd,
         forward_objective=fobj, row_objectives=rows, max_violation=viol, output_gap=gap, forward_agrees=agrees,
         seconds=build_seconds + (time.perf_counter() - t0), build_seconds=build_seconds, backend=name,
         solver=raw.solver, encoding=fm.encoding.name, domain=fm.domain, kind=fm.kind,
-        model_stats=model.stats(), message=raw.message, point=raw.x, extra=extra,
+        model_stats=model.stats(), message=message, point=raw.x, extra=extra,
         solver_status=raw.status, solver_objective=obj, solver_bound=bound, certified=certified)
 
 
