@@ -284,6 +284,9 @@ CS_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("option-network-too-large", ["--methods", "alm", "--option", "alm.hidden=[100000,100000]"],
      ("alm", "100000", "available")),
     ("option-tol-negative", ["--methods", "l1", "--option", "l1.tol=-1"], ("l1", "tol")),
+    ("option-tv-tol-nan", ["--methods", "tv", "--option", "tv.tol=nan"], ("tv", "tol")),
+    ("option-omp-sparsity-negative", ["--methods", "omp", "--option", "omp.sparsity_ratio=-1"],
+     ("omp", "sparsity_ratio")),
 ]
 if "cvxpy" in INSTALLED:
     CS_CASES.append(("option-cvxpy-solver-missing",

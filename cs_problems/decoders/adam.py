@@ -57,8 +57,9 @@ def import_torch(needed_for: str = "the adam decoder", warm: bool = False) -> An
 def check_adam_options(epochs: int, batch_size: int, lr: float, weight_decay: float, validation: float,
                        time_limit: float | None, schedule: str) -> None:
     """Raise :class:`CSInputError` for out-of-range Adam options."""
-    if int(epochs) < 1 or int(batch_size) < 1:
-        raise CSInputError(f"adam epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    if any(isinstance(v, bool) or float(v) != int(v) for v in (epochs, batch_size)) \
+            or int(epochs) < 1 or int(batch_size) < 1:
+        raise CSInputError(f"adam epochs and batch_size must be integers >= 1, got {epochs}, {batch_size}")
     if not (np.isfinite(lr) and lr > 0) or not (np.isfinite(weight_decay) and weight_decay >= 0):
         raise CSInputError(f"adam lr must be > 0 and weight_decay >= 0, got {lr}, {weight_decay}")
     if not (0 <= validation < 1):

@@ -31,6 +31,8 @@ class OMPDecoder(Decoder):
         super().__init__(Phi, shape=shape, clip=clip)
         if self.shape is None:
             raise CSInputError(f"omp decoder needs the image shape for n = {self.n} (pass shape=)")
+        if n_nonzero is None and not (np.isfinite(sparsity_ratio) and 0 < sparsity_ratio <= 1):
+            raise CSInputError(f"omp sparsity_ratio must be in (0, 1], got {sparsity_ratio!r}")
         k = max(1, int(round(sparsity_ratio * self.m))) if n_nonzero is None else int(n_nonzero)
         if not 1 <= k <= self.m:
             raise CSInputError(f"omp n_nonzero must be in [1, m={self.m}], got {k}")

@@ -65,6 +65,8 @@ class TVDecoder(Decoder):
             raise CSInputError(f"tv lam must be finite and >= 0, got {lam!r}")
         if int(max_iter) < 1:
             raise CSInputError(f"tv max_iter must be >= 1, got {max_iter!r}")
+        if not (np.isfinite(tol) and tol >= 0):
+            raise CSInputError(f"tv tol must be finite and >= 0, got {tol!r}")
         self.lam, self.max_iter, self.tol, self.box = float(lam), int(max_iter), float(tol), bool(box)
         self.Phi_pinv = np.linalg.pinv(self.Phi)
 
