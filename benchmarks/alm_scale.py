@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from unrectify.validate import output_file_arg
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBLEMS = {
@@ -255,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="time budget of each ALM run")
     ap.add_argument("--methods", default="alm,alm+lbfgs,adam32,adam64")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "alm_scale.json"))
-    ap.add_argument("--plots", default=str(ROOT / "docs" / "img"), help="folder for the convergence plots ('' = none)")
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "alm_scale.json"), type=output_file_arg("--json"))
+    ap.add_argument("--plots", default=None,
+                    help="folder for the convergence plots ('' = none; default docs/img, none with --smoke)")
     ap.add_argument("--no-merge", dest="merge", action="store_false",
                     help="overwrite --json instead of keeping the other problems' results in it")
     ap.add_argument("--plot-only", action="store_true", help="redraw the plots and the table from --json")
@@ -264,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alm-option", action="append", default=[], metavar="NAME=VALUE",
                     help="extra solve_alm option (repeatable), e.g. batch_size=128")
     args = ap.parse_args(argv)
+    if args.plots is None:      # a smoke run never overwrites the committed figures
+        args.plots = "" if args.smoke else str(ROOT / "docs" / "img")
     if args.plot_only:
         res = json.loads(Path(args.json).read_text())
         for pname, r in res["problems"].items():

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unrectify.validate import output_file_arg
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: process setting)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--json", default=None, type=output_file_arg("--json"))
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     widths = list(parse_widths(args.widths, name="--widths"))

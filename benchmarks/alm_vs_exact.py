@@ -56,6 +56,7 @@ from benchmarks._common import (
 )
 from unrectify.formulations.network import forward
 from unrectify.formulations.problem import TrainingProblem
+from unrectify.validate import output_file_arg
 
 METHODS = ("alm", "alm_hop", "alm_nopattern", "alm_random", "adam", "adam_div", "ipopt", "slsqp")
 
@@ -297,7 +298,7 @@ def run_nlp(problem: TrainingProblem, starts, method: str, max_iter: int = 3000)
 
 # ---------------------------------------------------------------------- driver
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("--instances", type=int, default=95, help="number of seeds tried (only certified ones count)")
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--samples", type=int, default=6)
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="alm,adam,adam_div,ipopt,slsqp")
     ap.add_argument("--exact-time-limit", type=float, default=150.0)
     ap.add_argument("--cache", default=None, help="JSON cache of exact optima (default: --json path)")
-    ap.add_argument("--json", default=None, help="write results here")
+    ap.add_argument("--json", default=None, help="write results here", type=output_file_arg("--json"))
     ap.add_argument("--rtol", type=float, default=1e-3)
     ap.add_argument("--min-optimum", type=float, default=1e-6,
                     help="skip instances whose certified optimum is below this (a relative gap to ~0 is meaningless)")

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from unrectify.formulations import random_instance  # noqa: E402
 from unrectify import solve  # noqa: E402
 from unrectify.atomic import write_json_atomic  # noqa: E402
+from unrectify.validate import output_file_arg  # noqa: E402
 
 FORMS = (("split", "binary"), ("split", "interval"), ("bigm", "binary"), ("sign-enumerated", "cases"))
 #: the sign-enumerated route breaks both symmetries by construction (scaling: |v_j| = B per case;
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
                          "of unrectify.backends.cases)")
     ap.add_argument("--merge", metavar="JSON", help="keep the runs of an earlier --json file for cells not run now")
     ap.add_argument("--jobs", type=int, default=1, help="solves run in parallel (one core each)")
-    ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--json", metavar="PATH", type=output_file_arg("--json"))
     ap.add_argument("--markdown-from", metavar="JSON", help="only print the markdown table of an earlier --json run")
     args = ap.parse_args(argv)
     if args.markdown_from:

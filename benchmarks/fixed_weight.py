@@ -45,6 +45,7 @@ from unrectify.backends import get_backend
 from unrectify.formulations.fixed_weight import FixedNetwork, build_output_bound_model
 from unrectify.fixed import tighten_bounds
 from unrectify.atomic import write_json_atomic
+from unrectify.validate import output_file_arg
 
 INSTALL = {"omlt": "pip install omlt==1.2.2", "pyscipopt_ml": "pip install pyscipopt-ml==1.4.1", "gurobi_ml": "pip install gurobi-machinelearning==1.7.0",
            "torch": "pip install torch==2.13.0", "gurobipy": "pip install gurobipy"}
@@ -376,7 +377,7 @@ def main(argv=None) -> int:
                     help="unrectify bound methods (lp: LP-based tightening by HiGHS, counted in build seconds; "
                          "obbt-scip: OBBT over the whole network under a sampled output cut-off, solved by SCIP; "
                          "input-bab: no model, input-space branch and bound with CROWN bounds)")
-    ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--json", metavar="PATH", type=output_file_arg("--json"))
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     hdr = (f"{'net':15} {'tool':10} {'formulation':20} {'vars':>6} {'cons':>6} {'bin':>5} {'build s':>9} "

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import InputError, UnknownNameError
 from .network import forward, predict, relu  # noqa: F401  (re-exported: the one forward pass)
 from .validation import check_weights as _check_weights
-from .validation import finite_array, parse_widths
+from .validation import finite_array, integer_at_least, nonnegative_number, parse_widths
 
 LOSSES = ("mse", "mae")
 
@@ -97,12 +97,16 @@ class TrainingProblem:
         if self.loss not in LOSSES:
             raise UnknownNameError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.weight_bound is not None:   # None: no box (only for the ALM solver)
+            if isinstance(self.weight_bound, (bool, np.bool_)):
+                raise InputError(f"weight bound must be a number, got {self.weight_bound!r}")
             try:
                 B = float(self.weight_bound)
             except (TypeError, ValueError):
                 raise InputError(f"weight bound must be a number, got {self.weight_bound!r}") from None
             if not np.isfinite(B) or B <= 0:
                 raise InputError(f"weight bound B must be positive and finite, got {self.weight_bound!r}")
+            if B > MAX_DATA:    # products of weights and data must stay finite in every solver
+                raise InputError(f"weight bound B = {B:g} is above {MAX_DATA:g}; rescale the problem")
             self.weight_bound = B
         frozen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         try:
@@ -220,6 +224,8 @@ def random_instance(
     if int(n_samples) * sum(widths) > MAX_GENERATED:
         raise InputError(f"a generated instance of {n_samples} samples x {sum(widths)} widths is too large "
                          f"(limit {MAX_GENERATED:g} values)")
+    seed = integer_at_least("seed", seed, 0)
+    noise = nonnegative_number("noise", noise)
     rng = np.random.default_rng(seed)
     n0, nL = widths[0], widths[-1]
     X = rng.uniform(-1.0, 1.0, size=(int(n_samples), n0))

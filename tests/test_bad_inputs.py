@@ -792,3 +792,45 @@ class _Payload:
 
     def __reduce__(self):
         return (Path.touch, (self.path,))
+
+
+def _torch_nan_model():
+    torch = pytest.importorskip("torch")
+    from unrectify import torch_io
+
+    m = torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    with torch.no_grad():
+        m[0].weight[0, 0] = float("nan")
+    return torch_io.from_torch(m)
+
+
+def _fit_with_inf_target():
+    from unrectify.cs.decoders import get_decoder
+
+    rng = np.random.default_rng(0)
+    Phi = rng.normal(size=(4, 16))
+    S = rng.uniform(size=(20, 16))
+    Y = S @ Phi.T
+    S[0, 0] = np.inf
+    return get_decoder("linear", Phi).fit(Y, S)
+
+
+MORE_API_CASES = [
+    ("solve-not-a-problem", lambda: __import__("unrectify").solve("x"), InputError, ("TrainingProblem", "str")),
+    ("solve-symmetry-int", _solve(symmetry_breaking=3), InputError, ("symmetry breaking", "3")),
+    ("instance-seed-fraction", lambda: random_instance(4, seed=1.5), InputError, ("seed",)),
+    ("instance-noise-negative", lambda: random_instance(4, noise=-1), InputError, ("noise",)),
+    ("problem-bound-bool", lambda: TrainingProblem(X6, Y6, (1, 2, 1), weight_bound=True), InputError, ("weight bound",)),
+    ("problem-bound-huge", lambda: TrainingProblem(X6, Y6, (1, 2, 1), weight_bound=1e300), InputError, ("1e+100",)),
+    ("torch-nan-weights", _torch_nan_model, InputError, ("NaN",)),
+    ("cs-fit-inf-target", _fit_with_inf_target, ValueError, ("S_train", "NaN or infinite")),
+]
+
+
+@pytest.mark.parametrize("case_id,call,exc,words", MORE_API_CASES, ids=[c[0] for c in MORE_API_CASES])
+def test_more_api_refusals(case_id, call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    msg = str(info.value)
+    assert len(msg.splitlines()) == 1 and all(w in msg for w in words), msg
+    _record("api:" + case_id)

@@ -57,3 +57,14 @@ def test_agreement_is_reported_absolutely_near_zero():
 
     assert _difference(1e-9, -8e-10) == f"1.8e-09 absolute (both within {ATOL:g} of zero)"
     assert _difference(2.0, 2.0 + 2e-7) == "1.0e-07 relative"
+
+
+def test_verify_without_symmetry_breaking_maps_back():
+    """No symmetry breaking: a solution records [] applied kinds, and mapping the relaxed point
+    back to the binary form rebuilds a model from that record (an empty list is 'none')."""
+    from unrectify.formulations.builder import symmetry_kinds
+    from unrectify.verify import verify
+
+    assert symmetry_kinds([]) == () and symmetry_kinds(()) == ()
+    report = verify(random_instance(3), ["split"], "scip", 20, "none")
+    assert [v.tight for v in report.verdicts] == [True]

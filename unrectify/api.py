@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from unrectify.backends import Solution, get_backend
-from unrectify.formulations import TrainingProblem, build_training_model
+from unrectify.formulations import InputError, TrainingProblem, build_training_model
 from unrectify.formulations.builder import TrainingModel
 
 from .routing import route as choose_route
@@ -48,6 +48,8 @@ def solve(
     ``restarts``, ``seed``, ``max_outer`` for the ALM) pass through ``backend_options``; those
     the chosen backend does not know are listed in ``Solution.extra["ignored_options"]``.
     """
+    if not isinstance(problem, TrainingProblem):
+        raise InputError(f"solve needs a TrainingProblem, got {type(problem).__name__}")
     reason = None
     name = backend
     if backend == "auto":

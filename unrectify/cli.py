@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --sweep: an existing Dask scheduler, e.g. tcp://host:8786 (default: a local cluster)")
     v.add_argument("--results", metavar="PATH",
                    help="with --sweep: JSON-lines results file, appended to and resumed from "
-                        "(default: <spec name>.results.jsonl)")
+                        "(default: <spec file name>.results.jsonl)")
     v.add_argument("--workers", type=positive_int, metavar="N",
                    help="with --sweep: local cluster size (default: CPU count)")
     from .cs_cli import add_parser as add_cs_parser

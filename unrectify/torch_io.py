@@ -20,6 +20,7 @@ import numpy as np
 from unrectify.formulations.errors import InputError, TorchUnavailableError
 from unrectify.formulations.fixed_weight import FixedNetwork
 from unrectify.formulations.problem import TrainingProblem
+from unrectify.formulations.validation import check_weights
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
@@ -75,7 +76,7 @@ def from_torch(seq) -> Weights:
             raise InputError(f"layer {i} ({kind}) is not supported: only Linear and ReLU layers map to a ReLU network")
     if expect_linear:
         raise InputError(f"layer {len(layers) - 1} (ReLU) ends the network: the output layer must be an affine Linear")
-    return weights
+    return check_weights(weights, name="torch model weights")   # finite, chaining shapes
 
 
 def _dtype(torch, dtype):
@@ -114,8 +115,6 @@ def load_state_dict(path: str) -> Weights:
     :class:`InputError`).  Keys ``"<i>.weight"`` / ``"<i>.bias"`` are ordered by ``i``; the
     result goes through the package's weights validator (shapes chain, finite values)."""
     import os
-
-    from unrectify.formulations.validation import check_weights
 
     torch = import_torch()
     if not os.path.isfile(path):

@@ -175,6 +175,17 @@ def output_file(path: str, option: str, inputs: Iterable[str | None] = ()) -> st
     return path
 
 
+def output_file_arg(option: str):
+    """An argparse ``type=`` that checks an output file with :func:`output_file` when the
+    arguments are parsed (before any work), as a one-line argparse error."""
+    def check(text: str) -> str:
+        try:
+            return output_file(text, option)
+        except CLIError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return check
+
+
 def output_dir(path: str, option: str, inputs: Iterable[str | None] = ()) -> str:
     """A folder that exists and is writable, or can be created (its nearest existing parent is
     a writable folder); it is none of ``inputs``.  Nothing is created here."""
@@ -200,5 +211,5 @@ def output_dir(path: str, option: str, inputs: Iterable[str | None] = ()) -> str
     return path
 
 
-__all__ = ["CLIError", "MAX_SEED", "input_file", "name_list", "nonnegative_float", "nonnegative_int", "output_dir", "seed_int",
+__all__ = ["CLIError", "MAX_SEED", "input_file", "name_list", "nonnegative_float", "nonnegative_int", "output_dir", "output_file_arg", "seed_int",
            "output_file", "positive_float", "positive_int", "widths_arg"]

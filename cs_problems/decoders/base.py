@@ -135,6 +135,8 @@ class Decoder(BaseEstimator):
         S = np.asarray(S_train, dtype=np.float64)
         if S.ndim != 2 or S.shape != (Y.shape[0], self.n):
             raise CSInputError(f"S_train must be ({Y.shape[0]}, {self.n}), got {S.shape}")
+        if not np.all(np.isfinite(S)):
+            raise CSInputError("S_train contains NaN or infinite values")
         if Y.shape[0] < 1:
             raise CSInputError("fit needs at least one training sample")
         self._fit(Y, S, check_groups(groups, Y.shape[0]))
