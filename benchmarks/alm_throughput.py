@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unrectify.validate import output_file_arg
+from unrectify.validate import output_file_arg, positive_int, positive_int_list, seed_int
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -152,13 +152,13 @@ def child(N: int, widths: list[int], outer: int, inner: int, dtype: str, threads
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", default="1000,10000", help="comma list of N (the full study adds 60000)")
+    ap.add_argument("--samples", default="1000,10000", type=positive_int_list, help="comma list of N (the full study adds 60000)")
     ap.add_argument("--widths", default="784,512,512,784")
-    ap.add_argument("--outer", type=int, default=1)
-    ap.add_argument("--inner", type=int, default=3, help="sweeps per outer iteration")
+    ap.add_argument("--outer", type=positive_int, default=1)
+    ap.add_argument("--inner", type=positive_int, default=3, help="sweeps per outer iteration")
     ap.add_argument("--dtype", default="float64", choices=("float64", "float32"))
-    ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: process setting)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=positive_int, default=None, help="BLAS threads (default: process setting)")
+    ap.add_argument("--seed", type=seed_int, default=0)
     ap.add_argument("--json", default=None, type=output_file_arg("--json"))
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from unrectify.formulations import random_instance  # noqa: E402
 from unrectify import solve  # noqa: E402
 from unrectify.atomic import write_json_atomic  # noqa: E402
-from unrectify.validate import output_file_arg  # noqa: E402
+from unrectify.validate import output_file_arg, positive_float, positive_int, positive_int_list, seed_int  # noqa: E402
 
 FORMS = (("split", "binary"), ("split", "interval"), ("bigm", "binary"), ("sign-enumerated", "cases"))
 #: the sign-enumerated route breaks both symmetries by construction (scaling: |v_j| = B per case;
@@ -85,18 +85,18 @@ def to_markdown(rows, time_limit) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", default="6,8,10,12,16")
+    ap.add_argument("--samples", default="6,8,10,12,16", type=positive_int_list)
     ap.add_argument("--widths", nargs="+", default=["1,2,1", "1,3,1", "2,2,1"])
-    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--time-limit", type=positive_float, default=60.0)
     ap.add_argument("--backend", default="scip")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=seed_int, default=0)
     ap.add_argument("--symmetry", choices=["both", "on", "off"], default="both",
                     help="on = permutation + scaling symmetry breaking (identical in every form), off = none")
     ap.add_argument("--forms", default=",".join(f"{e}/{d}" for e, d in FORMS),
                     help="comma-separated forms to run (default all; sign-enumerated/cases is the exact route "
                          "of unrectify.backends.cases)")
     ap.add_argument("--merge", metavar="JSON", help="keep the runs of an earlier --json file for cells not run now")
-    ap.add_argument("--jobs", type=int, default=1, help="solves run in parallel (one core each)")
+    ap.add_argument("--jobs", type=positive_int, default=1, help="solves run in parallel (one core each)")
     ap.add_argument("--json", metavar="PATH", type=output_file_arg("--json"))
     ap.add_argument("--markdown-from", metavar="JSON", help="only print the markdown table of an earlier --json run")
     args = ap.parse_args(argv)

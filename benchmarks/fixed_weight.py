@@ -45,7 +45,7 @@ from unrectify.backends import get_backend
 from unrectify.formulations.fixed_weight import FixedNetwork, build_output_bound_model
 from unrectify.fixed import tighten_bounds
 from unrectify.atomic import write_json_atomic
-from unrectify.validate import output_file_arg
+from unrectify.validate import output_file_arg, nonnegative_float, positive_float, positive_int, seed_int
 
 INSTALL = {"omlt": "pip install omlt==1.2.2", "pyscipopt_ml": "pip install pyscipopt-ml==1.4.1", "gurobi_ml": "pip install gurobi-machinelearning==1.7.0",
            "torch": "pip install torch==2.13.0", "gurobipy": "pip install gurobipy"}
@@ -369,10 +369,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", nargs="+", default=["2-16-16-1", "5-32-32-1", "10-50-50-1:build", "784-256-256-10:build"],
                     help="widths joined by '-', suffix ':build' to skip solving")
-    ap.add_argument("--time-limit", type=float, default=60.0)
-    ap.add_argument("--gap", type=float, default=1e-6, help="relative MIP gap for every solver")
-    ap.add_argument("--repeats", type=int, default=3, help="builds timed (best of)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--time-limit", type=positive_float, default=60.0)
+    ap.add_argument("--gap", type=nonnegative_float, default=1e-6, help="relative MIP gap for every solver")
+    ap.add_argument("--repeats", type=positive_int, default=3, help="builds timed (best of)")
+    ap.add_argument("--seed", type=seed_int, default=0)
     ap.add_argument("--bounds", nargs="+", default=["interval", "crown"], choices=["interval", "crown", "lp", "obbt-scip", "input-bab"],
                     help="unrectify bound methods (lp: LP-based tightening by HiGHS, counted in build seconds; "
                          "obbt-scip: OBBT over the whole network under a sampled output cut-off, solved by SCIP; "

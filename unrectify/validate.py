@@ -73,6 +73,13 @@ def _number(text: str, positive: bool) -> float:
     return v
 
 
+def positive_int_list(text: str) -> str:
+    """Comma-separated positive integers (e.g. sample sizes), checked; the text is returned."""
+    for part in text.split(","):
+        positive_int(part.strip())
+    return text
+
+
 def positive_float(text: str) -> float:
     return _number(text, positive=True)
 
@@ -211,5 +218,5 @@ def output_dir(path: str, option: str, inputs: Iterable[str | None] = ()) -> str
     return path
 
 
-__all__ = ["CLIError", "MAX_SEED", "input_file", "name_list", "nonnegative_float", "nonnegative_int", "output_dir", "output_file_arg", "seed_int",
+__all__ = ["CLIError", "MAX_SEED", "input_file", "name_list", "nonnegative_float", "nonnegative_int", "output_dir", "output_file_arg", "positive_int_list", "seed_int",
            "output_file", "positive_float", "positive_int", "widths_arg"]
