@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from unrectify.formulations.validation import MAX_SEED, integer_at_least
+
 from .blocks import block_cs as block_cs_image, image_metrics
 from .datasets import image_shape, load_dataset, load_groups, test_images
 from .decoders import decoder_class, get_decoder, missing_requirements
@@ -293,11 +295,9 @@ def build_decoder(method: str, Phi: np.ndarray, options: Mapping[str, Any], shap
     if unknown:
         valid = [p for p in inspect.signature(cls).parameters if p not in ("self", "Phi", "shape", "progress")]
         raise CSInputError(f"decoder {method!r} has no option {', '.join(unknown)}; valid: {', '.join(valid)}")
-    if "seed" in options:
-        seed_given = options["seed"]
-        if isinstance(seed_given, bool) or not isinstance(seed_given, int) or not 0 <= seed_given < 2**32:
-            raise CSInputError(f"bad option for decoder {method!r}: seed must be an integer in 0..{2**32 - 1}, "
-                               f"got {seed_given!r}")
+    if "seed" in options and integer_at_least(f"decoder {method!r} option seed", options["seed"], 0,
+                                              CSInputError) > MAX_SEED:
+        raise CSInputError(f"decoder {method!r} option seed must be at most {MAX_SEED}, got {options['seed']!r}")
     ignored = getattr(cls, "options_ignored", lambda _: [])(dict(options))
     if ignored:
         raise CSInputError(f"decoder {method!r} does not use {', '.join(ignored)} (an option of the other "

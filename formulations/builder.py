@@ -135,12 +135,11 @@ def symmetry_kinds(value: bool | str | Sequence[str] | None) -> tuple[str, ...]:
         return ("permutation",)
     if value == "all":
         return SYMMETRY_KINDS
-    if not isinstance(value, (str, list, tuple)) or not all(isinstance(v, str) for v in
-                                                             ([value] if isinstance(value, str) else value)):
+    items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+    if items is None or not all(isinstance(v, str) for v in items):
         raise InputError(f"symmetry breaking must be a bool, a name or a list of names, got {value!r}")
-    if isinstance(value, (list, tuple)) and len(value) == 0:
+    if not items:
         return ()     # an empty list of kinds (e.g. a solution's record of none applied)
-    items = [value] if isinstance(value, str) else list(value)
     items = [k.strip() for item in items for k in item.split(",") if k.strip()]
     if not items:
         raise InputError(f"empty symmetry breaking {value!r}; choose from {', '.join(SYMMETRY_KINDS)}, all, none")

@@ -150,6 +150,10 @@ def nonnegative_number(name: str, value: Any, error: type[Exception] = InputErro
     raise error(f"{name} must be a finite number >= 0, got {value!r}")
 
 
+#: seeds are below 2^32: numpy takes any size, but torch's generator and the ALM's do not
+MAX_SEED = 2**32 - 1
+
+
 def integer_at_least(name: str, value: Any, minimum: int, error: type[Exception] = InputError) -> int:
     """An integer (Python or numpy, not bool) ``>= minimum``: counts, sizes, seeds."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:

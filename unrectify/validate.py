@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Sequence
 
 from unrectify.formulations.errors import CLIError, InputError, UnknownNameError
-from unrectify.formulations.validation import parse_widths
+from unrectify.formulations.validation import MAX_SEED, parse_widths
 
 #: the largest count accepted by integer options before any memory estimate (a typo guard)
 MAX_COUNT = 10**12
@@ -38,10 +38,6 @@ def positive_int(text: str) -> int:
     if v > MAX_COUNT:
         raise argparse.ArgumentTypeError(f"{text!r} is above the largest accepted count {MAX_COUNT:.0e}")
     return v
-
-
-#: seeds are below 2^32: numpy takes any size, but torch's generator and the ALM's do not
-MAX_SEED = 2**32 - 1
 
 
 def nonnegative_int(text: str) -> int:
@@ -218,5 +214,6 @@ def output_dir(path: str, option: str, inputs: Iterable[str | None] = ()) -> str
     return path
 
 
-__all__ = ["CLIError", "MAX_SEED", "input_file", "name_list", "nonnegative_float", "nonnegative_int", "output_dir", "output_file_arg", "positive_int_list", "seed_int",
-           "output_file", "positive_float", "positive_int", "widths_arg"]
+__all__ = ["CLIError", "input_file", "name_list", "nonnegative_float", "nonnegative_int", "output_dir",
+           "output_file", "output_file_arg", "positive_float", "positive_int", "positive_int_list", "seed_int",
+           "widths_arg"]
