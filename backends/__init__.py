@@ -6,9 +6,9 @@ only when a backend runs.  Adding a backend: a module in this folder and one lin
 
 from __future__ import annotations
 
-from unrectify.formulations.errors import UnknownNameError
-
 from importlib import import_module
+
+from unrectify.formulations.errors import InputError, UnknownNameError
 
 from .base import STATUSES, Backend, Capabilities, RawResult
 from .results import Result, Solution
@@ -54,10 +54,27 @@ def get_backend(name: str, **options) -> Backend:
     return backend_class(name)(**options)
 
 
+def refuse_unknown_options(options: dict, also: tuple[str, ...] = ()) -> None:
+    """An option that no registered backend takes (nor ``also``) is a typo, refused in one line.
+
+    Options that only some backends take pass (``auto`` may route to any of them; the chosen
+    backend lists those it ignores in ``Solution.extra["ignored_options"]``).  A registered
+    backend that takes any option (``option_names = None``) turns the check off."""
+    known = set(also)
+    for cls in _BACKENDS.values():
+        if cls.option_names is None:
+            return
+        known.update(cls.option_names)
+    unknown = sorted(k for k in options if k not in known)
+    if unknown:
+        raise InputError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                         f"the backends take: {', '.join(sorted(known))}")
+
+
 def available_backends() -> list[str]:
     """Backends whose solver package is installed."""
     return [n for n, c in _BACKENDS.items() if c.available()]
 
 
 __all__ = ["STATUSES", "Backend", "Capabilities", "RawResult", "Result", "Solution", "available_backends",
-           "backend_class", "backend_names", "get_backend", "register_backend"]
+           "backend_class", "backend_names", "get_backend", "refuse_unknown_options", "register_backend"]

@@ -41,7 +41,7 @@ from unrectify.formulations.errors import InputError, ModelClassError, SolverUna
 from unrectify.formulations.model import Model
 from unrectify.formulations.problem import LOSSES, TrainingProblem
 from unrectify.formulations.status import SOLVER_STATUSES
-from unrectify.formulations.validation import positive_number
+from unrectify.formulations.validation import nonnegative_number, positive_number
 
 from .results import Solution
 
@@ -98,6 +98,16 @@ class Backend:
         known = self.option_names
         self.ignored_options = sorted(k for k in options if known is not None and k not in known)
         self.options = {**self.option_defaults, **{k: v for k, v in options.items() if k not in self.ignored_options}}
+        # stopping tolerances shared by the exact backends: a bad value is the caller's error,
+        # not a solver status after the model is built
+        for k in ("gap", "absgap"):
+            if k in self.options:
+                self.options[k] = nonnegative_number(f"{self.name} option {k}", self.options[k])
+        if "feastol" in self.options:
+            self.options["feastol"] = positive_number(f"{self.name} option feastol", self.options["feastol"])
+        for k in ("scip_options",):
+            if k in self.options and not isinstance(self.options[k], dict):
+                raise InputError(f"{self.name} option {k} must be a dict of SCIP parameters, got {self.options[k]!r}")
 
     # -- availability and model checks ------------------------------------------------
     @classmethod

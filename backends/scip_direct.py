@@ -31,6 +31,7 @@ class ScipDirectBackend(Backend):
     solver = "SCIP (pyscipopt)"
     module = "pyscipopt"
     capabilities = Capabilities(integer=True, quadratic_objective=True, nonconvex=True, global_optimum=True)
+    option_names = ("gap", "absgap", "feastol", "objlimit", "start", "scip_options")
 
     def preload(self) -> None:
         import pyscipopt  # noqa: F401

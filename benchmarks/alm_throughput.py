@@ -19,8 +19,6 @@ multipliers) plus the data.
 
 from __future__ import annotations
 
-from unrectify.formulations.validation import parse_widths
-
 import argparse
 import json
 import os
@@ -33,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unrectify.validate import output_file_arg, positive_int, positive_int_list, seed_int
+from unrectify.validate import output_file_arg, positive_int, positive_int_list, seed_int, widths_arg
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -153,7 +151,7 @@ def child(N: int, widths: list[int], outer: int, inner: int, dtype: str, threads
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", default="1000,10000", type=positive_int_list, help="comma list of N (the full study adds 60000)")
-    ap.add_argument("--widths", default="784,512,512,784")
+    ap.add_argument("--widths", default="784,512,512,784", type=widths_arg)
     ap.add_argument("--outer", type=positive_int, default=1)
     ap.add_argument("--inner", type=positive_int, default=3, help="sweeps per outer iteration")
     ap.add_argument("--dtype", default="float64", choices=("float64", "float32"))
@@ -162,14 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, type=output_file_arg("--json"))
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    widths = list(parse_widths(args.widths, name="--widths"))
+    widths = list(args.widths)
+    widths_text = ",".join(map(str, widths))
     if args.child is not None:
         out = child(int(args.child), widths, args.outer, args.inner, args.dtype, args.threads, args.seed)
         print("RESULT " + json.dumps(out))
         return 0
     rows = []
     for N in [int(float(x)) for x in args.samples.split(",")]:
-        cmd = [sys.executable, __file__, "--child", str(N), "--widths", args.widths, "--outer", str(args.outer),
+        cmd = [sys.executable, __file__, "--child", str(N), "--widths", widths_text, "--outer", str(args.outer),
                "--inner", str(args.inner), "--dtype", args.dtype, "--seed", str(args.seed)]
         if args.threads is not None:
             cmd += ["--threads", str(args.threads)]
@@ -181,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         r = json.loads(line[0][7:])
         rows.append(r)
-        print(f"N={N:>6} {args.widths} {args.dtype}: {r['seconds_per_outer']:.2f} s/outer ({r['sweeps']} sweeps), "
+        print(f"N={N:>6} {widths_text} {args.dtype}: {r['seconds_per_outer']:.2f} s/outer ({r['sweeps']} sweeps), "
               f"{r['gflops_achieved']:.1f} GFLOP/s = {r['gemm_fraction']:.2f} of GEMM {r['gflops_gemm']:.1f}, "
               f"peak {r['tracemalloc_peak_bytes'] / 2**30:.2f} GiB = {r['peak_over_state_and_data']:.2f} x "
               f"(state+data {(r['state_bytes'] + r['data_bytes']) / 2**30:.2f} GiB)", flush=True)

@@ -30,8 +30,6 @@ is meaningless) are skipped and listed.
 
 from __future__ import annotations
 
-from unrectify.formulations.validation import parse_widths
-
 import argparse
 import json
 import math
@@ -56,7 +54,8 @@ from benchmarks._common import (
 )
 from unrectify.formulations.network import forward
 from unrectify.formulations.problem import TrainingProblem
-from unrectify.validate import output_file_arg
+from unrectify.validate import (nonnegative_float, output_file_arg, positive_float, positive_int, seed_int,
+                                widths_arg)
 
 METHODS = ("alm", "alm_hop", "alm_nopattern", "alm_random", "adam", "adam_div", "ipopt", "slsqp")
 
@@ -299,29 +298,29 @@ def run_nlp(problem: TrainingProblem, starts, method: str, max_iter: int = 3000)
 # ---------------------------------------------------------------------- driver
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
-    ap.add_argument("--instances", type=int, default=95, help="number of seeds tried (only certified ones count)")
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--samples", type=int, default=6)
-    ap.add_argument("--widths", default="1,2,1")
-    ap.add_argument("--bound", type=float, default=2.0)
-    ap.add_argument("--restarts", type=int, default=10, help="K of best-of-K")
+    ap.add_argument("--instances", type=positive_int, default=95, help="number of seeds tried (only certified ones count)")
+    ap.add_argument("--first-seed", type=seed_int, default=0)
+    ap.add_argument("--samples", type=positive_int, default=6)
+    ap.add_argument("--widths", default="1,2,1", type=widths_arg)
+    ap.add_argument("--bound", type=positive_float, default=2.0)
+    ap.add_argument("--restarts", type=positive_int, default=10, help="K of best-of-K")
     ap.add_argument("--methods", default="alm,adam,adam_div,ipopt,slsqp")
-    ap.add_argument("--exact-time-limit", type=float, default=150.0)
+    ap.add_argument("--exact-time-limit", type=positive_float, default=150.0)
     ap.add_argument("--cache", default=None, help="JSON cache of exact optima (default: --json path)")
     ap.add_argument("--json", default=None, help="write results here", type=output_file_arg("--json"))
-    ap.add_argument("--rtol", type=float, default=1e-3)
-    ap.add_argument("--min-optimum", type=float, default=1e-6,
+    ap.add_argument("--rtol", type=positive_float, default=1e-3)
+    ap.add_argument("--min-optimum", type=nonnegative_float, default=1e-6,
                     help="skip instances whose certified optimum is below this (a relative gap to ~0 is meaningless)")
     ap.add_argument("--cached-only", action="store_true", help="use only optima already in the cache (no SCIP runs)")
-    ap.add_argument("--adam-lr", type=float, default=0.02)
+    ap.add_argument("--adam-lr", type=positive_float, default=0.02)
     ap.add_argument("--alm-options", default="{}", help="JSON dict of extra solve_alm options")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the ALM and of the baseline starts")
+    ap.add_argument("--seed", type=seed_int, default=0, help="seed of the ALM and of the baseline starts")
     ap.add_argument("--quick", action="store_true", help="3 instances, K=3: a smoke run")
     args = ap.parse_args(argv)
 
     if args.quick:
         args.instances, args.restarts, args.exact_time_limit = 3, 3, min(args.exact_time_limit, 60.0)
-    widths = parse_widths(args.widths, name="--widths")
+    widths = args.widths
     methods = [m for m in args.methods.split(",") if m]
     bad = sorted(set(methods) - set(METHODS))
     if bad:
@@ -332,9 +331,17 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("cyipopt not importable (pip install --pre cyipopt-wheels): skipping ipopt", file=sys.stderr)
             methods.remove("ipopt")
-    alm_opts = json.loads(args.alm_options)
+    try:
+        alm_opts = json.loads(args.alm_options)
+    except ValueError as exc:
+        ap.error(f"--alm-options must be a JSON object like '{{\"restarts\": 3}}': {exc}")
+    if not isinstance(alm_opts, dict):
+        ap.error(f"--alm-options must be a JSON object like '{{\"restarts\": 3}}', got {args.alm_options!r}")
     cache_path = args.cache or args.json
-    cache = load_cache(cache_path)
+    try:
+        cache = load_cache(cache_path)
+    except (OSError, ValueError, TypeError) as exc:
+        ap.error(f"cannot read the cache {cache_path}: {exc}")
     specs = [(args.samples, widths, s, "mse", args.bound) for s in range(args.first_seed, args.first_seed + args.instances)]
     if not args.cached_only:
         ensure_exact(cache, cache_path, specs, args.exact_time_limit,

@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from unrectify.formulations import random_instance  # noqa: E402
 from unrectify import solve  # noqa: E402
 from unrectify.atomic import write_json_atomic  # noqa: E402
-from unrectify.validate import output_file_arg, positive_float, positive_int, positive_int_list, seed_int  # noqa: E402
+from unrectify.validate import (input_file_arg, output_file_arg, positive_float, positive_int,  # noqa: E402
+                                positive_int_list, seed_int, widths_arg)
 
 FORMS = (("split", "binary"), ("split", "interval"), ("bigm", "binary"), ("sign-enumerated", "cases"))
 #: the sign-enumerated route breaks both symmetries by construction (scaling: |v_j| = B per case;
@@ -86,7 +87,7 @@ def to_markdown(rows, time_limit) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", default="6,8,10,12,16", type=positive_int_list)
-    ap.add_argument("--widths", nargs="+", default=["1,2,1", "1,3,1", "2,2,1"])
+    ap.add_argument("--widths", nargs="+", default=["1,2,1", "1,3,1", "2,2,1"], type=widths_arg)
     ap.add_argument("--time-limit", type=positive_float, default=60.0)
     ap.add_argument("--backend", default="scip")
     ap.add_argument("--seed", type=seed_int, default=0)
@@ -98,12 +99,16 @@ def main(argv=None) -> int:
     ap.add_argument("--merge", metavar="JSON", help="keep the runs of an earlier --json file for cells not run now")
     ap.add_argument("--jobs", type=positive_int, default=1, help="solves run in parallel (one core each)")
     ap.add_argument("--json", metavar="PATH", type=output_file_arg("--json"))
-    ap.add_argument("--markdown-from", metavar="JSON", help="only print the markdown table of an earlier --json run")
+    ap.add_argument("--markdown-from", metavar="JSON", type=input_file_arg("--markdown-from"), help="only print the markdown table of an earlier --json run")
     args = ap.parse_args(argv)
     if args.markdown_from:
-        with open(args.markdown_from) as fh:
-            doc = json.load(fh)
-        print(to_markdown(doc["runs"], doc["time_limit"]))
+        try:
+            with open(args.markdown_from) as fh:
+                doc = json.load(fh)
+            table = to_markdown(doc["runs"], doc["time_limit"])
+        except (ValueError, KeyError, TypeError) as exc:
+            ap.error(f"--markdown-from {args.markdown_from} is not the JSON of a certify.py --json run ({exc!r:.80})")
+        print(table)
         return 0
     samples = [int(s) for s in args.samples.split(",")]
     widths = [parse_widths(w, name="--widths") for w in args.widths]

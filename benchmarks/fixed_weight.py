@@ -45,6 +45,8 @@ from unrectify.backends import get_backend
 from unrectify.formulations.fixed_weight import FixedNetwork, build_output_bound_model
 from unrectify.fixed import tighten_bounds
 from unrectify.atomic import write_json_atomic
+from unrectify.formulations.errors import InputError
+from unrectify.formulations.validation import parse_widths
 from unrectify.validate import output_file_arg, nonnegative_float, positive_float, positive_int, seed_int
 
 INSTALL = {"omlt": "pip install omlt==1.2.2", "pyscipopt_ml": "pip install pyscipopt-ml==1.4.1", "gurobi_ml": "pip install gurobi-machinelearning==1.7.0",
@@ -304,9 +306,19 @@ def agree(a, b, rtol):
     return a is not None and b is not None and abs(a - b) <= rtol * max(1.0, abs(a), abs(b))
 
 
+def net_spec(text: str) -> tuple[tuple[int, ...], bool]:
+    """``--nets`` item ``"10-50-50-1"`` or ``"10-50-50-1:build"`` -> ``(widths, solve)``."""
+    body, sep, suffix = text.partition(":")
+    if sep and suffix != "build":
+        raise argparse.ArgumentTypeError(f"--nets item {text!r}: the only suffix is ':build'")
+    try:
+        return parse_widths(body.replace("-", ","), name=f"--nets item {text!r}"), not sep
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (widths joined by '-', e.g. 10-50-50-1)") from None
+
+
 def run_net(spec, args, log):
-    solve = not spec.endswith(":build")
-    widths = tuple(int(w) for w in spec.split(":")[0].split("-"))
+    widths, solve = spec
     weights = he_weights(widths, args.seed)
     name = "-".join(map(str, widths))
     recs = []
@@ -367,7 +379,8 @@ def fmt(v, spec):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nets", nargs="+", default=["2-16-16-1", "5-32-32-1", "10-50-50-1:build", "784-256-256-10:build"],
+    ap.add_argument("--nets", nargs="+", type=net_spec,
+                    default=[net_spec(s) for s in ("2-16-16-1", "5-32-32-1", "10-50-50-1:build", "784-256-256-10:build")],
                     help="widths joined by '-', suffix ':build' to skip solving")
     ap.add_argument("--time-limit", type=positive_float, default=60.0)
     ap.add_argument("--gap", type=nonnegative_float, default=1e-6, help="relative MIP gap for every solver")

@@ -163,6 +163,10 @@ def results_markdown(records: Sequence[Mapping[str, Any]]) -> str:
            f"{first.get('n_train', '?')} training / {first.get('n_test', '?')} test images, {noise}, "
            f"training budget per learned decoder and ratio: "
            f"{', '.join(f'{b:g} s' for b in budgets) if budgets else 'none (epochs or closed form)'}.", ""]
+    given = {r["method"]: r["options"] for r in records if r.get("options")}
+    if given:
+        out += ["Decoder options given: " + "; ".join(
+            f"`{m}.{k}={v!r}`" for m, o in given.items() for k, v in o.items()) + ".", ""]
     out += table("PSNR (dB) / SSIM", lambda r: f"{r['psnr']:.2f} / {r['ssim']:.3f}")
     out += table(
         "reconstruction seconds per image / fit seconds",
@@ -410,6 +414,8 @@ def run_cs_experiment(
                 rec.update({"n_train": int(S_train.shape[0]), "budget_s": budget_s,
                             "snr_db": None if snr_db is None else float(snr_db),
                             "m": int(Phi.shape[0]), "noise": sigma, "n_test": int(S_test.shape[0])})
+                if opts.get(method):   # the user's options, so that a table says how it was made
+                    rec["options"] = dict(opts[method])
                 details = _details(decoder)
                 if details:
                     rec["details"] = details
@@ -478,7 +484,7 @@ def _block_record(decoder: Any, images: Mapping[str, np.ndarray], Phi: np.ndarra
         per[name] = image_metrics(img, block_cs_image(img, meas, decoder.reconstruct, 33))
     t1 = time.perf_counter()
     out = {k: rec[k] for k in ("ratio", "method", "train_seconds", "fit_seconds", "n_train", "budget_s",
-                               "snr_db", "m", "noise")}
+                               "snr_db", "m", "noise", "options") if k in rec}
     out["dataset"] = rec["dataset"] + BLOCK_SUFFIX
     for key in ("psnr", "ssim", "mse"):
         out[key] = float(np.mean([v[key] for v in per.values()]))

@@ -79,3 +79,27 @@ def test_alm_scale_smoke_writes_finite_results(tmp_path: Path) -> None:
     assert res["history"]["alm"] and res["history"]["adam32"]
     assert (tmp_path / "alm_scale_digits25.png").is_file()
     assert "| digits25 | alm |" in proc.stdout
+
+
+BAD_ARGS = [
+    (["benchmarks/certify.py", "--widths", "1,x,1"], "--widths"),
+    (["benchmarks/certify.py", "--samples", "0"], "--samples"),
+    (["benchmarks/certify.py", "--markdown-from", "no_such_file.json"], "not found"),
+    (["benchmarks/certify.py", "--markdown-from", "README.md"], "--markdown-from"),
+    (["benchmarks/fixed_weight.py", "--nets", "10-x-1"], "--nets"),
+    (["benchmarks/fixed_weight.py", "--nets", "3-4-1:solve"], ":build"),
+    (["benchmarks/fixed_weight.py", "--repeats", "0"], "--repeats"),
+    (["benchmarks/alm_vs_exact.py", "--widths", "1,0,1"], "--widths"),
+    (["benchmarks/alm_vs_exact.py", "--instances", "0"], "--instances"),
+    (["benchmarks/alm_vs_exact.py", "--alm-options", "[1]"], "--alm-options"),
+    (["benchmarks/alm_throughput.py", "--widths", "3"], "--widths"),
+]
+
+
+@pytest.mark.parametrize("args,word", BAD_ARGS, ids=[f"{a[0].split('/')[-1]} {a[1]} {a[2]}" for a, _ in BAD_ARGS])
+def test_benchmark_refuses_bad_arguments(args: list[str], word: str) -> None:
+    """Misused benchmark options end in argparse's one-line usage error (exit 2), no traceback."""
+    proc = _run(args, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert word in proc.stderr.strip().splitlines()[-1], proc.stderr

@@ -96,6 +96,7 @@ def test_oversize_for_gurobi_licence(tmp_path):
                           "--json", str(out)], capture_output=True, text=True,
                          env={**__import__("os").environ, "GRB_LICENSE_FILE": ""}, timeout=300)
     assert_one_line_error(res, "licence", json_path=out)
+    assert "instance:" not in res.stdout    # nothing announced for a run refused before solving
 
 
 @needs("scip")

@@ -49,6 +49,7 @@ def test_set_params_revalidates_and_drops_fitted_state(digits) -> None:
     assert dec.set_params(alpha=10.0) is dec and dec.alpha == 10.0 and not dec.fitted
     with pytest.raises(CSNotFittedError):
         dec.predict(Yt)
+    assert issubclass(CSNotFittedError, ValueError) and issubclass(CSNotFittedError, AttributeError)  # as sklearn's
     with pytest.raises(CSInputError, match="alpha"):
         dec.set_params(alpha=-1.0)
     with pytest.raises(CSInputError, match="invalid parameters"):

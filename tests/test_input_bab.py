@@ -94,8 +94,10 @@ def test_input_bab_bad_inputs():
         optimize_output(net, 0, backend="input-bab", time_limit=-1)
     with pytest.raises(InputError, match="batch"):
         maximize_output(net.weights, np.zeros(3), np.ones(3), batch=0)
-    sol = optimize_output(net, 1, backend="input-bab", time_limit=5, encoding_typo=1)
-    assert sol.extra["ignored_options"] == ["encoding_typo"]
+    with pytest.raises(InputError, match="unknown option encoding_typo; the backends take: "):
+        optimize_output(net, 1, backend="input-bab", time_limit=5, encoding_typo=1)
+    sol = optimize_output(net, 1, backend="input-bab", time_limit=5, feastol=1e-6)   # a SCIP option
+    assert sol.extra["ignored_options"] == ["feastol"]
 
 
 @settings(max_examples=25, deadline=None)

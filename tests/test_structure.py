@@ -160,3 +160,24 @@ def test_every_package_folder_is_installed():
     # a subpackage mapped on its own (unrectify.formulations) is not also a folder of unrectify/
     assert found - listed == set(), f"package folders missing from pyproject packages: {sorted(found - listed)}"
     assert listed - found == set(), f"pyproject lists packages with no folder: {sorted(listed - found)}"
+
+
+def test_backend_option_typos_refused_before_any_solve():
+    """An option no backend takes is a typo: refused in one line (solve, verify); bad values of
+    the shared tolerances too; an option only another backend takes is listed as ignored."""
+    import unrectify
+    from unrectify.verify import verify
+
+    p = random_instance(4, (1, 2, 1), seed=0)
+    with pytest.raises(InputError, match="unknown option time_limt; the backends take: .*gap"):
+        unrectify.solve(p, backend="scip", time_limt=5)
+    with pytest.raises(InputError, match="unknown options max_outr, restart"):
+        verify(p, ["split"], "alm", max_outr=3, restart=2)
+    for bad in (-1, float("nan"), "x", True):
+        with pytest.raises(InputError, match="scip option gap must be a finite number >= 0"):
+            unrectify.get_backend("scip", gap=bad)
+    with pytest.raises(InputError, match="feastol must be a positive finite number"):
+        unrectify.get_backend("scip", feastol=0)
+    with pytest.raises(InputError, match="scip_options must be a dict"):
+        unrectify.get_backend("scip", scip_options=["limits/time", 3])
+    assert unrectify.get_backend("highs", restarts=3).ignored_options == ["restarts"]

@@ -73,6 +73,33 @@ def test_rejects_other_layers(mods, match):
         from_torch(torch.nn.Linear(2, 1))
 
 
+class _ScaledLinear(torch.nn.Linear):
+    def forward(self, x):
+        return 2.0 * super().forward(x)
+
+
+class _KeptLinear(torch.nn.Linear):
+    """A subclass that computes what Linear computes (inherited forward)."""
+
+
+class _SkipSequential(torch.nn.Sequential):
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def test_rejects_layers_that_override_forward():
+    """A subclass with its own forward may compute anything: refused, naming the layer."""
+    with pytest.raises(InputError, match=r"layer 2 \(_ScaledLinear\) overrides forward"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), _ScaledLinear(3, 1)))
+    with pytest.raises(InputError, match="_SkipSequential overrides Sequential.forward"):
+        from_torch(_SkipSequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)))
+    with pytest.raises(InputError, match="_SkipSequential overrides Sequential.forward"):
+        from_torch(torch.nn.Sequential(_SkipSequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 2)),
+                                       torch.nn.ReLU(), torch.nn.Linear(2, 1)))
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), _KeptLinear(3, 1))
+    assert len(from_torch(seq)) == 2
+
+
 def test_problem_from_torch(rng):
     seq = torch_net((2, 3, 1))
     X, Y = rng.uniform(-1, 1, (5, 2)), rng.normal(size=(5, 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unrectify.backends import Solution, get_backend
+from unrectify.backends import Solution, get_backend, refuse_unknown_options
 from unrectify.formulations import InputError, TrainingProblem, build_training_model
 from unrectify.formulations.builder import TrainingModel
 
@@ -45,11 +45,13 @@ def solve(
     violation, ReLU forward-pass loss) is recomputed in numpy from the returned point, and
     ``status`` is ``optimal`` only when the solver reported a global optimum and the
     certificate agrees (``Solution.certified``).  Backend options (e.g. ``gap`` for SCIP,
-    ``restarts``, ``seed``, ``max_outer`` for the ALM) pass through ``backend_options``; those
-    the chosen backend does not know are listed in ``Solution.extra["ignored_options"]``.
+    ``restarts``, ``seed``, ``max_outer`` for the ALM) pass through ``backend_options``; an option
+    no backend takes is refused (a typo), those that only other backends take are listed in
+    ``Solution.extra["ignored_options"]``.
     """
     if not isinstance(problem, TrainingProblem):
         raise InputError(f"solve needs a TrainingProblem, got {type(problem).__name__}")
+    refuse_unknown_options(backend_options)
     reason = None
     name = backend
     if backend == "auto":

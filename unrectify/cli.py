@@ -292,11 +292,13 @@ def cmd_verify(args) -> int:
             bar.set_postfix_str(f"{sol.encoding}/{sol.domain}: {sol.status}")
             bar.update(1)
 
-    print(f"instance: {job['source']}; widths {','.join(map(str, problem.widths))}; loss {problem.loss}; "
-          f"B = {problem.weight_bound:g}; symmetry breaking {job['symmetry']}", flush=True)
+    def on_start():
+        print(f"instance: {job['source']}; widths {','.join(map(str, problem.widths))}; loss {problem.loss}; "
+              f"B = {problem.weight_bound:g}; symmetry breaking {job['symmetry']}", flush=True)
+
     try:
         report = verify(problem, job["encodings"], ",".join(job["backends"]), job["time_limit"], job["symmetry"],
-                        on_run=on_run, **job["options"])
+                        on_run=on_run, on_start=on_start, **job["options"])
     except KeyboardInterrupt as exc:
         if bar is not None:
             bar.close()

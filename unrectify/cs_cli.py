@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -63,14 +64,33 @@ def _ratios(text: str) -> list[float]:
     return [v / 100.0 for v in values]
 
 
+def _check_measurements(text: str, ratios: list[float], n: int, dataset: str) -> None:
+    """Every ratio must give at least one measurement of the ``n`` pixels, and distinct ratios
+    distinct counts ``m = round(ratio n)`` (else two rows would be the same experiment)."""
+    m = [int(round(r * n)) for r in ratios]
+    hint = " (--ratios are percentages: 33 means m/n = 0.33)" if max(ratios) < 0.01 else ""
+    if min(m) < 1:
+        small = [f"{100 * r:g}" for r, k in zip(ratios, m) if k < 1]
+        raise CLIError(f"--ratios {', '.join(small)} % give{'s' if len(small) == 1 else ''} no measurement of the {n} pixels of {dataset} "
+                       f"(give at least {100 / n:.3g}){hint}")
+    same = sorted({k for k in m if m.count(k) > 1})
+    if same:
+        raise CLIError(f"--ratios {text!r} give the same number of measurements m = {same[0]} of the {n} pixels "
+                       f"of {dataset} twice")
+    if hint:
+        sys.stderr.write(f"unrectify: note: --ratios {text} read as percentages, m = {', '.join(map(str, m))} "
+                         f"of {n} pixels{hint}\n")
+
+
 def prepare_cs(args) -> dict[str, Any]:
     """Validate every ``cs`` argument; nothing is loaded, created or written."""
     from unrectify.cs.datasets import image_shape
     from unrectify.cs.decoders import available_decoders
     from unrectify.cs.experiment import _check_inputs, check_decoder_options, parse_option
 
-    image_shape(args.dataset)   # unknown data set -> one line naming the valid ones
+    n = math.prod(image_shape(args.dataset))   # unknown data set -> one line naming the valid ones
     ratios = _ratios(args.ratios)
+    _check_measurements(args.ratios, ratios, n, args.dataset)
     text = ALL_METHODS if args.methods.strip() == "all" else args.methods
     methods = name_list(text, "--methods", sorted(set(available_decoders()) | set(ALL_METHODS.split(","))))
     options: dict[str, dict[str, Any]] = {}

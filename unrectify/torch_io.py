@@ -36,9 +36,18 @@ def import_torch() -> Any:
     return torch
 
 
+def _plain(module, cls) -> bool:
+    """``module`` is a ``cls`` that computes what ``cls`` computes: a subclass with its own
+    ``forward`` could compute anything, so it is not read as one."""
+    return isinstance(module, cls) and type(module).forward is cls.forward
+
+
 def _flatten(module, torch) -> Iterable:
     for child in module.children() if isinstance(module, torch.nn.Sequential) else [module]:
         if isinstance(child, torch.nn.Sequential):
+            if not _plain(child, torch.nn.Sequential):
+                raise InputError(f"{type(child).__name__} overrides Sequential.forward: only plain Sequential "
+                                 f"containers map to a ReLU network")
             yield from _flatten(child, torch)
         else:
             yield child
@@ -49,6 +58,8 @@ def from_torch(seq) -> Weights:
     torch = import_torch()
     if not isinstance(seq, torch.nn.Sequential):
         raise InputError(f"expected a torch.nn.Sequential, got {type(seq).__name__}")
+    if not _plain(seq, torch.nn.Sequential):
+        raise InputError(f"{type(seq).__name__} overrides Sequential.forward: only a plain Sequential maps to a ReLU network")
     layers = list(_flatten(seq, torch))
     if not layers:
         raise InputError("the Sequential is empty")
@@ -56,6 +67,9 @@ def from_torch(seq) -> Weights:
     expect_linear = True
     for i, layer in enumerate(layers):
         kind = type(layer).__name__
+        base = next((c for c in (torch.nn.Linear, torch.nn.ReLU) if isinstance(layer, c)), None)
+        if base is not None and not _plain(layer, base):
+            raise InputError(f"layer {i} ({kind}) overrides forward: only plain Linear and ReLU layers map to a ReLU network")
         if isinstance(layer, torch.nn.Linear):
             if not expect_linear:
                 raise InputError(f"layer {i} ({kind}) follows a Linear without a ReLU in between; "

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from unrectify.formulations.errors import CLIError, InputError, UnknownNameError
 from unrectify.formulations.validation import MAX_SEED, parse_widths
@@ -96,6 +97,7 @@ def finite_float(text: str) -> float:
 
 
 def widths_arg(text: str) -> tuple[int, ...]:
+    """An argparse ``type=`` for layer widths like ``1,2,1`` (:func:`parse_widths`), as a tuple."""
     try:
         return parse_widths(text, name="widths")
     except InputError as exc:
@@ -178,15 +180,25 @@ def output_file(path: str, option: str, inputs: Iterable[str | None] = ()) -> st
     return path
 
 
-def output_file_arg(option: str):
-    """An argparse ``type=`` that checks an output file with :func:`output_file` when the
-    arguments are parsed (before any work), as a one-line argparse error."""
-    def check(text: str) -> str:
+def _argparse_type(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``check`` as an argparse ``type=``: its :class:`InputError` becomes argparse's one-line
+    usage error, raised when the arguments are parsed (before any work)."""
+    def parse(text: str) -> Any:
         try:
-            return output_file(text, option)
-        except CLIError as exc:
+            return check(text)
+        except InputError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
-    return check
+    return parse
+
+
+def output_file_arg(option: str) -> Callable[[str], str]:
+    """An argparse ``type=`` checking an output file with :func:`output_file`."""
+    return _argparse_type(lambda text: output_file(text, option))
+
+
+def input_file_arg(option: str) -> Callable[[str], str]:
+    """An argparse ``type=`` checking an input file with :func:`input_file`."""
+    return _argparse_type(lambda text: input_file(text, option))
 
 
 def output_dir(path: str, option: str, inputs: Iterable[str | None] = ()) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from unrectify.backends import Solution, backend_class, get_backend
+from unrectify.backends import Solution, backend_class, get_backend, refuse_unknown_options
 from unrectify.formulations import BUILTIN, TrainingProblem, build_training_model, get_encoding
 from unrectify.formulations.errors import InputError, ModelClassError, UnknownNameError
 
@@ -160,6 +160,7 @@ def preflight(problem: TrainingProblem, encodings, backends: Sequence[str], symm
     :func:`verify` and not checked here."""
     from .routing import route
 
+    refuse_unknown_options(options)
     for backend in backends:
         if backend != "auto":
             backend_class(backend)   # unknown names fail here
@@ -233,6 +234,7 @@ def verify(
     time_limit: float | None = 60.0,
     symmetry_breaking: bool | str | list[str] = False,
     on_run: Callable[[Solution], None] | None = None,
+    on_start: Callable[[], None] | None = None,
     **backend_options,
 ) -> VerifyReport:
     """Solve each encoding in its binary and interval forms and judge tightness.
@@ -240,7 +242,8 @@ def verify(
     ``backend`` may list several backends (``"auto,alm"``): each solves the forms its
     capabilities take (the ALM solver: the relaxed split form only); a backend that does not
     certify global optima gets, per run, a verdict of its own comparing its local solution
-    with the certified optimum.
+    with the certified optimum.  ``on_start()`` is called once every form has passed the checks
+    (before the first solve), ``on_run(solution)`` after each solve.
     """
     from unrectify.formulations.builder import symmetry_kinds
 
@@ -248,6 +251,8 @@ def verify(
     _refuse_repeats("encoding", [e.name for e in encs])
     backends = backend_list(backend)
     preflight(problem, encs, backends, symmetry_breaking, **backend_options)
+    if on_start is not None:   # after the checks: nothing is announced for a refused run
+        on_start()
     report = VerifyReport(problem=problem.describe() | {"symmetry_breaking": list(symmetry_kinds(symmetry_breaking)),
                                                        "time_limit": time_limit, "backend": ",".join(backends)})
     exact: dict[tuple[str, str], Solution] = {}

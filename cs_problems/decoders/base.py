@@ -25,11 +25,14 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from unrectify.formulations.errors import UnrectifyError
+
 from ..errors import CSInputError
 
 
-class CSNotFittedError(RuntimeError):
-    """A learned decoder was asked to reconstruct before ``fit``."""
+class CSNotFittedError(UnrectifyError, ValueError, AttributeError):
+    """A learned decoder was asked to reconstruct before ``fit`` (the bases of scikit-learn's
+    ``NotFittedError``, so code written for estimators catches it)."""
 
 
 def _record_init_args(init: Callable[..., None]) -> Callable[..., None]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import warnings
+
 import numpy as np
 import scipy.fft
 
@@ -57,10 +59,16 @@ def wavelet_basis(
     lev = default_wavelet_level((h, w), wavelet) if level is None else int(level)
     if lev < 1:
         raise CSInputError(f"wavelet level must be >= 1, got {level!r}")
+    top = pywt.dwtn_max_level((h, w), wavelet)
+    if lev > max(top, 1):   # deeper levels are all boundary effect (pywt only warns)
+        raise CSInputError(f"wavelet level {lev} is too deep for {wavelet!r} on {h}x{w} images "
+                           f"(at most {max(top, 1)})")
     n = h * w
     # transform every unit image at once: row i of arr is A e_i, i.e. column i of A
-    coeffs = pywt.wavedec2(np.eye(n).reshape(n, h, w), wavelet, mode="periodization",
-                           level=lev, axes=(-2, -1))
+    with warnings.catch_warnings():   # level 1 above pywt's maximum: periodized, checked invertible below
+        warnings.simplefilter("ignore", UserWarning)
+        coeffs = pywt.wavedec2(np.eye(n).reshape(n, h, w), wavelet, mode="periodization",
+                               level=lev, axes=(-2, -1))
     arr, _ = pywt.coeffs_to_array(coeffs, axes=(-2, -1))
     A = arr.reshape(n, -1).T
     if A.shape[0] == n and np.allclose(A @ A.T, np.eye(n), atol=1e-10):
@@ -76,6 +84,8 @@ def sparsifying_basis(
 ) -> np.ndarray:
     """``Psi`` for ``basis`` in :data:`BASES` (``'dct'`` or ``'wavelet'``)."""
     if basis == "dct":
+        if level is not None or wavelet != "haar":   # would be silently ignored
+            raise CSInputError(f"wavelet and level apply to basis='wavelet' only (basis is {basis!r})")
         return dct_basis(shape)
     if basis == "wavelet":
         return wavelet_basis(shape, wavelet, level)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from unrectify.backends import get_backend
+from unrectify.backends import get_backend, refuse_unknown_options
 from unrectify.formulations.certificate import VIOLATION_TOL, gate
 from unrectify.formulations.encodings import Encoding
 from unrectify.formulations.errors import InputError
@@ -72,6 +72,7 @@ def solve_fixed(fm: FixedWeightModel, backend: str = "auto", time_limit: float |
     model outputs equal to the forward pass and the solver's objective equal to the objective
     of the forward pass (each to ``OUTPUT_TOL`` relative).  ``guard`` runs the solver in a
     forked child killed shortly after ``time_limit``."""
+    refuse_unknown_options(backend_options, also=INPUT_BAB_OPTIONS)
     t0 = time.perf_counter()
     model = fm.model
     route = None
@@ -152,6 +153,7 @@ def optimize_output(net: FixedNetwork, output_index: int | Sequence[int] = 0, se
     ``samples``, ``max_open``, ``seed``; ``encoding``, ``domain`` and ``bounds`` do not apply).  See
     :func:`unrectify.formulations.fixed_weight.build_output_bound_model` for the mathematics.
     """
+    refuse_unknown_options(backend_options, also=INPUT_BAB_OPTIONS)
     if backend == INPUT_BAB:
         return _optimize_by_input_bab(net, output_index, sense, time_limit, **backend_options)
     t0 = time.perf_counter()
