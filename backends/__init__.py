@@ -44,6 +44,8 @@ def backend_names() -> list[str]:
 
 def backend_class(name: str) -> type[Backend]:
     """The registered class of backend ``name`` (its capabilities are class attributes)."""
+    if not isinstance(name, str):
+        raise InputError(f"a backend is a name like 'scip' or 'auto', got {name!r}")
     try:
         return _BACKENDS[name]
     except KeyError:
@@ -71,10 +73,27 @@ def refuse_unknown_options(options: dict, also: tuple[str, ...] = ()) -> None:
                          f"the backends take: {', '.join(sorted(known))}")
 
 
+def refuse_foreign_options(name: str, options: dict) -> None:
+    """Options that the *named* backend ``name`` does not take would be ignored: refused in one
+    line (``auto`` may route to any backend, so it only lists them)."""
+    known = backend_class(name).option_names
+    foreign = sorted(k for k in options if known is not None and k not in known)
+    if foreign:
+        raise InputError(f"backend {name!r} does not take option{'s' if len(foreign) > 1 else ''} "
+                         f"{', '.join(foreign)} (it takes: {', '.join(known) or 'none'})")
+
+
+def options_for(name: str, options: dict) -> dict:
+    """The subset of ``options`` that backend ``name`` takes."""
+    known = backend_class(name).option_names
+    return dict(options) if known is None else {k: v for k, v in options.items() if k in known}
+
+
 def available_backends() -> list[str]:
     """Backends whose solver package is installed."""
     return [n for n, c in _BACKENDS.items() if c.available()]
 
 
 __all__ = ["STATUSES", "Backend", "Capabilities", "RawResult", "Result", "Solution", "available_backends",
-           "backend_class", "backend_names", "get_backend", "refuse_unknown_options", "register_backend"]
+           "backend_class", "backend_names", "get_backend", "options_for", "refuse_foreign_options",
+           "refuse_unknown_options", "register_backend"]

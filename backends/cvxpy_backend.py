@@ -11,6 +11,7 @@ from unrectify.formulations.errors import ModelClassError
 from unrectify.formulations.model import Model
 
 from .base import Backend, Capabilities, RawResult
+from .scip import SCIP_MAX_TIME
 
 STATUS_MAP = {
     "optimal": "optimal",
@@ -94,7 +95,7 @@ class CvxpyBackend(Backend):
         prob, x, solver = native
         kwargs = {}
         if time_limit is not None:
-            kwargs = {"SCIP": {"scip_params": {"limits/time": float(time_limit), "limits/gap": 1e-9}},
+            kwargs = {"SCIP": {"scip_params": {"limits/time": min(float(time_limit), SCIP_MAX_TIME), "limits/gap": 1e-9}},
                       "HIGHS": {"time_limit": float(time_limit)},
                       "GUROBI": {"TimeLimit": float(time_limit)}}.get(solver, {})
         prob.solve(solver=solver, **kwargs)

@@ -27,6 +27,8 @@ STATUS_MAP = {
 DEFAULT_GAP = 1e-6
 DEFAULT_ABSGAP = 1e-9
 DEFAULT_FEASTOL = 1e-9
+#: SCIP's largest limits/time (a longer limit means no limit to SCIP)
+SCIP_MAX_TIME = 1e20
 
 
 class ScipBackend(Backend):
@@ -60,7 +62,7 @@ class ScipBackend(Backend):
 
         opt = pyo.SolverFactory("scip_direct")
         if time_limit is not None:
-            opt.options["limits/time"] = float(time_limit)
+            opt.options["limits/time"] = min(float(time_limit), SCIP_MAX_TIME)
         opt.options["limits/gap"] = float(self.options.get("gap", DEFAULT_GAP))
         # an absolute gap too: a relative gap can never close at an optimum of 0
         opt.options["limits/absgap"] = float(self.options.get("absgap", DEFAULT_ABSGAP))

@@ -16,7 +16,7 @@ import numpy as np
 from unrectify.formulations.model import Model
 
 from .base import Backend, Capabilities, RawResult
-from .scip import DEFAULT_ABSGAP, DEFAULT_FEASTOL, DEFAULT_GAP
+from .scip import DEFAULT_ABSGAP, DEFAULT_FEASTOL, DEFAULT_GAP, SCIP_MAX_TIME
 
 STATUS_MAP = {"optimal": "optimal", "gaplimit": "optimal", "timelimit": "time_limit", "infeasible": "infeasible",
               "inforunbd": "infeasible", "nodelimit": "time_limit", "userinterrupt": "time_limit",
@@ -88,7 +88,7 @@ class ScipDirectBackend(Backend):
             import time
 
             spent = time.perf_counter() - getattr(self, "_t_compile", time.perf_counter())
-            sm.setParam("limits/time", float(max(time_limit - spent, 0.01)))
+            sm.setParam("limits/time", min(float(max(time_limit - spent, 0.01)), SCIP_MAX_TIME))
         sm.setParam("limits/gap", float(self.options.get("gap", DEFAULT_GAP)))
         sm.setParam("limits/absgap", float(self.options.get("absgap", DEFAULT_ABSGAP)))
         sm.setParam("numerics/feastol", float(self.options.get("feastol", DEFAULT_FEASTOL)))

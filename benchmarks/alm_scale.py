@@ -43,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from unrectify.validate import output_file_arg
+from unrectify.formulations.errors import InputError
+from unrectify.validate import output_file_arg, positive_float, seed_int
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -254,9 +255,9 @@ def table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--problems", default="digits25", help="comma list of: " + ", ".join(PROBLEMS))
-    ap.add_argument("--seconds", type=float, default=60.0, help="time budget of each ALM run")
+    ap.add_argument("--seconds", type=positive_float, default=60.0, help="time budget of each ALM run")
     ap.add_argument("--methods", default="alm,alm+lbfgs,adam32,adam64")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=seed_int, default=0)
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "alm_scale.json"), type=output_file_arg("--json"))
     ap.add_argument("--plots", default=None,
                     help="folder for the convergence plots ('' = none; default docs/img, none with --smoke)")
@@ -269,29 +270,54 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.plots is None:      # a smoke run never overwrites the committed figures
         args.plots = "" if args.smoke else str(ROOT / "docs" / "img")
+    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        ap.error(f"--plots {args.plots} is a file, not a folder")
     if args.plot_only:
-        res = json.loads(Path(args.json).read_text())
-        for pname, r in res["problems"].items():
-            plot(pname, r["history"], Path(args.plots) / f"alm_scale_{pname}.png")
-        print(table(res))
+        try:
+            res = json.loads(Path(args.json).read_text())
+            text = table(res)
+            for pname, r in res["problems"].items():
+                plot(pname, r["history"], Path(args.plots) / f"alm_scale_{pname}.png")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            ap.error(f"--plot-only needs the --json of an earlier alm_scale.py run; {args.json}: {exc!r:.100}")
+        print(text)
         return 0
     specs = SMOKE if args.smoke else PROBLEMS
     names = [p for p in args.problems.split(",") if p]
+    if not names or len(set(names)) != len(names):
+        ap.error(f"--problems must name each problem once, got {args.problems!r}")
     bad = [p for p in names if p not in specs]
     if bad:
         ap.error(f"unknown problem(s) {', '.join(bad)}; known: {', '.join(specs)}")
     if not (math.isfinite(args.seconds) and args.seconds > 0):
         ap.error("--seconds must be a positive number")
     methods = [m for m in args.methods.split(",") if m]
+    known = ("alm", "alm+lbfgs", "adam32", "adam64")
+    if not methods or len(set(methods)) != len(methods) or any(m not in known for m in methods):
+        ap.error(f"--methods must name each of {', '.join(known)} at most once, got {args.methods!r}")
     alm_opts: dict[str, Any] = {}
     for item in args.alm_option:
         if "=" not in item:
             ap.error(f"--alm-option needs NAME=VALUE, got {item!r}")
         k, v = item.split("=", 1)
+        if k in alm_opts:
+            ap.error(f"--alm-option {k} is given more than once")
         try:
             alm_opts[k] = json.loads(v)
         except json.JSONDecodeError:
             alm_opts[k] = v
+    from dataclasses import fields
+
+    from unrectify.backends import backend_class
+    from unrectify.backends.alm.options import ALMOptions
+
+    unknown = sorted(set(alm_opts) - set(backend_class("alm").option_names))
+    if unknown:
+        ap.error(f"--alm-option: unknown ALM option(s) {', '.join(unknown)}")
+    try:   # the solver's own option checks, before any run
+        ALMOptions.from_kwargs(**{k: v for k, v in alm_opts.items() if k in {f.name for f in fields(ALMOptions)}})
+    except (InputError, TypeError, ValueError) as exc:
+        ap.error(f"--alm-option: {exc}")
     seconds = min(args.seconds, 2.0) if args.smoke else args.seconds
     results = {"seconds": seconds, "smoke": bool(args.smoke), "alm_options": alm_opts, "problems": {}}
     plot_dir = Path(args.plots) if args.plots else None

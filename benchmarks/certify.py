@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from unrectify.formulations import random_instance  # noqa: E402
 from unrectify import solve  # noqa: E402
+from unrectify.backends import backend_names  # noqa: E402
 from unrectify.atomic import write_json_atomic  # noqa: E402
 from unrectify.validate import (input_file_arg, output_file_arg, positive_float, positive_int,  # noqa: E402
                                 positive_int_list, seed_int, widths_arg)
@@ -89,19 +90,23 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", default="6,8,10,12,16", type=positive_int_list)
     ap.add_argument("--widths", nargs="+", default=["1,2,1", "1,3,1", "2,2,1"], type=widths_arg)
     ap.add_argument("--time-limit", type=positive_float, default=60.0)
-    ap.add_argument("--backend", default="scip")
+    ap.add_argument("--backend", default="scip", choices=["auto", *backend_names()])
     ap.add_argument("--seed", type=seed_int, default=0)
     ap.add_argument("--symmetry", choices=["both", "on", "off"], default="both",
                     help="on = permutation + scaling symmetry breaking (identical in every form), off = none")
     ap.add_argument("--forms", default=",".join(f"{e}/{d}" for e, d in FORMS),
                     help="comma-separated forms to run (default all; sign-enumerated/cases is the exact route "
                          "of unrectify.backends.cases)")
-    ap.add_argument("--merge", metavar="JSON", help="keep the runs of an earlier --json file for cells not run now")
+    ap.add_argument("--merge", metavar="JSON", type=input_file_arg("--merge"), help="keep the runs of an earlier --json file for cells not run now")
     ap.add_argument("--jobs", type=positive_int, default=1, help="solves run in parallel (one core each)")
     ap.add_argument("--json", metavar="PATH", type=output_file_arg("--json"))
     ap.add_argument("--markdown-from", metavar="JSON", type=input_file_arg("--markdown-from"), help="only print the markdown table of an earlier --json run")
     args = ap.parse_args(argv)
     if args.markdown_from:
+        given = [f"--{k.replace('_', '-')}" for k in ("samples", "widths", "time_limit", "backend", "symmetry", "forms",
+                                                      "merge", "jobs", "json") if getattr(args, k) != ap.get_default(k)]
+        if given:
+            ap.error(f"--markdown-from only prints a table; {', '.join(given)} would be ignored")
         try:
             with open(args.markdown_from) as fh:
                 doc = json.load(fh)
@@ -115,6 +120,8 @@ def main(argv=None) -> int:
     sbs = {"both": (False, True), "on": (True,), "off": (False,)}[args.symmetry]
     # True -> "all" kinds (permutation + scaling), False -> none
     forms = [tuple(f.split("/")) for f in args.forms.split(",") if f]
+    if len(set(forms)) != len(forms):
+        ap.error(f"--forms names a form more than once: {args.forms}")
     for f in forms:
         if f not in FORMS:
             ap.error(f"unknown form {'/'.join(f)}; choose from {', '.join(e + '/' + d for e, d in FORMS)}")
@@ -122,8 +129,13 @@ def main(argv=None) -> int:
              if sb or (e, d) != ROUTE_FORM]
     rows = []
     if args.merge:
-        with open(args.merge) as fh:
-            old = json.load(fh)["runs"]
+        try:
+            with open(args.merge) as fh:
+                old = json.load(fh)["runs"]
+            old = [r for r in old if isinstance(r, dict) and {"samples", "widths", "symmetry_breaking", "encoding",
+                                                                "domain"} <= set(r)]
+        except (ValueError, KeyError, TypeError) as exc:
+            ap.error(f"--merge {args.merge} is not the JSON of a certify.py --json run ({exc!r:.80})")
         fresh = {(n, ",".join(map(str, w)), sb, e, d) for n, w, sb, e, d in cells}
         rows = [r for r in old if (r["samples"], r["widths"], r["symmetry_breaking"], r["encoding"], r["domain"])
                 not in fresh]

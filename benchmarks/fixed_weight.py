@@ -392,6 +392,9 @@ def main(argv=None) -> int:
                          "input-bab: no model, input-space branch and bound with CROWN bounds)")
     ap.add_argument("--json", metavar="PATH", type=output_file_arg("--json"))
     args = ap.parse_args(argv)
+    for opt, items in (("--nets", args.nets), ("--bounds", args.bounds)):
+        if len(set(map(str, items))) != len(items):
+            ap.error(f"{opt} names an item more than once (it would run twice)")
     t0 = time.perf_counter()
     hdr = (f"{'net':15} {'tool':10} {'formulation':20} {'vars':>6} {'cons':>6} {'bin':>5} {'build s':>9} "
            f"{'solve s':>8} {'status':10} {'max output 0':>14} {'bound':>12} agrees")

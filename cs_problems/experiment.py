@@ -518,6 +518,20 @@ def parse_option(text: str) -> tuple[str, str, Any]:
         return method, key, float(value)
     try:
         parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
         parsed = value
+    if not _plain_value(parsed):   # the options are written to results.json
+        raise CSInputError(f"--option {method}.{key}: {value!r} is not a number, bool, text, list or dict "
+                           f"of those (complex numbers, bytes and sets are not options)")
     return method, key, parsed
+
+
+def _plain_value(v: Any) -> bool:
+    """A JSON-representable option value: numbers, bools, text, None, lists/tuples/dicts of them."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_plain_value(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain_value(x) for k, x in v.items())
+    return False

@@ -159,6 +159,10 @@ def build_training_model(problem: TrainingProblem, encoding: str | Encoding = "s
                          ) -> TrainingModel:
     """Formulate ``problem`` with ``encoding`` in ``domain`` (``binary`` | ``interval``)."""
     sym = symmetry_kinds(symmetry_breaking)
+    if "scaling" in sym and symmetry_breaking != "all" and problem.widths[-1] != 1:
+        # named explicitly it would be dropped without a word ("all" means every kind that applies)
+        raise InputError(f"symmetry breaking 'scaling' needs a single-output network; widths "
+                         f"{','.join(map(str, problem.widths))} have {problem.widths[-1]} outputs")
     enc = get_encoding(encoding)
     enc.check_domain(domain)
     P = problem

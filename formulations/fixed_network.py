@@ -16,6 +16,7 @@ import numpy as np
 from .box_bounds import affine_range, backsubstitute, relu_lines
 from .errors import InputError, UnknownNameError
 from .network import forward
+from .problem import MAX_DATA
 from .validation import check_box, check_weights
 from .validation import finite_array as _finite_array
 
@@ -39,6 +40,10 @@ class FixedNetwork:
         layers = check_weights(weights)
         self.weights: Weights = layers
         lo, hi = check_box(input_lo, input_hi, layers[0][0].shape[1])
+        big = max(max(float(np.abs(W).max(initial=0)), float(np.abs(b).max(initial=0))) for W, b in layers)
+        if big > MAX_DATA or max(np.abs(lo).max(initial=0), np.abs(hi).max(initial=0)) > MAX_DATA:
+            # bounds and forward passes overflow long before; as for training data
+            raise InputError(f"weights or input box have values above {MAX_DATA:g} in magnitude; rescale them")
         self.input_lo, self.input_hi = lo, hi
 
     # -- shape --------------------------------------------------------------------------

@@ -97,7 +97,7 @@ class TrainingProblem:
         if self.loss not in LOSSES:
             raise UnknownNameError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.weight_bound is not None:   # None: no box (only for the ALM solver)
-            if isinstance(self.weight_bound, (bool, np.bool_)):
+            if isinstance(self.weight_bound, (bool, np.bool_, str, bytes)):
                 raise InputError(f"weight bound must be a number, got {self.weight_bound!r}")
             try:
                 B = float(self.weight_bound)

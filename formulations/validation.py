@@ -127,7 +127,7 @@ def positive_number(name: str, value: Any, allow_none: bool = False, error: type
     """A finite number > 0 (``None`` passes when ``allow_none``): time limits, weight bounds, tolerances."""
     if value is None and allow_none:
         return None
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (bool, np.bool_, str, bytes)):   # "5" is text, not a number, in the API
         raise error(f"{name} must be a positive number, got {value!r}")
     try:
         f = float(value)
@@ -140,7 +140,7 @@ def positive_number(name: str, value: Any, allow_none: bool = False, error: type
 
 def nonnegative_number(name: str, value: Any, error: type[Exception] = InputError) -> float:
     """A finite number >= 0: gaps and tolerances."""
-    if not isinstance(value, (bool, np.bool_)):
+    if not isinstance(value, (bool, np.bool_, str, bytes)):
         try:
             f = float(value)
         except (TypeError, ValueError):

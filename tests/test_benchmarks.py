@@ -93,6 +93,13 @@ BAD_ARGS = [
     (["benchmarks/alm_vs_exact.py", "--instances", "0"], "--instances"),
     (["benchmarks/alm_vs_exact.py", "--alm-options", "[1]"], "--alm-options"),
     (["benchmarks/alm_throughput.py", "--widths", "3"], "--widths"),
+    (["benchmarks/certify.py", "--backend", "nosuch"], "--backend"),
+    (["benchmarks/certify.py", "--merge", "README.md"], "--merge"),
+    (["benchmarks/certify.py", "--forms", "split/binary,split/binary"], "more than once"),
+    (["benchmarks/fixed_weight.py", "--nets", "2-3-1", "2-3-1"], "more than once"),
+    (["benchmarks/alm_scale.py", "--smoke", "--methods", "nosuch"], "--methods"),
+    (["benchmarks/alm_scale.py", "--smoke", "--alm-option", "nosuch=1"], "nosuch"),
+    (["benchmarks/alm_scale.py", "--smoke", "--plot-only", "--json", "no_such_file.json"], "--plot-only"),
 ]
 
 

@@ -37,3 +37,17 @@ def test_cancel_closes_the_log():
     g = GuardedSolve(_noisy_solve, None, 10.0, "test solver")
     g.cancel()
     assert g.log.closed and g.result().message == "cancelled"
+
+
+def test_huge_time_limit_is_waited_out_in_chunks():
+    """A time limit beyond what one poll can wait (1e30 s: 'no limit' to a user) once crashed
+    the guard with an OverflowError; SCIP gets its own largest limit."""
+    import pytest
+
+    import unrectify
+
+    pytest.importorskip("pyscipopt")
+    p = unrectify.random_instance(3, (1, 2, 1), seed=0)
+    for backend in ("scip", "scip-direct"):
+        sol = unrectify.solve(p, "split", "binary", backend=backend, time_limit=1e30)
+        assert sol.status == "optimal", (backend, sol.status, sol.message)

@@ -96,8 +96,10 @@ def test_input_bab_bad_inputs():
         maximize_output(net.weights, np.zeros(3), np.ones(3), batch=0)
     with pytest.raises(InputError, match="unknown option encoding_typo; the backends take: "):
         optimize_output(net, 1, backend="input-bab", time_limit=5, encoding_typo=1)
-    sol = optimize_output(net, 1, backend="input-bab", time_limit=5, feastol=1e-6)   # a SCIP option
-    assert sol.extra["ignored_options"] == ["feastol"]
+    with pytest.raises(InputError, match="backend 'input-bab' does not take option feastol"):
+        optimize_output(net, 1, backend="input-bab", time_limit=5, feastol=1e-6)   # a SCIP option
+    with pytest.raises(InputError, match="encoding='sos1', bounds='crown' do not apply"):
+        optimize_output(net, 1, backend="input-bab", encoding="sos1", bounds="crown")
 
 
 @settings(max_examples=25, deadline=None)

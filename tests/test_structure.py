@@ -181,3 +181,25 @@ def test_backend_option_typos_refused_before_any_solve():
     with pytest.raises(InputError, match="scip_options must be a dict"):
         unrectify.get_backend("scip", scip_options=["limits/time", 3])
     assert unrectify.get_backend("highs", restarts=3).ignored_options == ["restarts"]
+    with pytest.raises(InputError, match="backend 'scip' does not take option restarts"):
+        unrectify.solve(p, backend="scip", restarts=3)
+    with pytest.raises(InputError, match="restarts is taken by none of the backends scip"):
+        verify(p, ["split"], "scip", restarts=2)
+    with pytest.raises(InputError, match="objlimit must be a finite number"):
+        unrectify.get_backend("scip-direct", objlimit=float("nan"))
+    with pytest.raises(InputError, match="start must be a 1-D array"):
+        unrectify.get_backend("scip-direct", start="x")
+
+
+def test_scip_settings_checked_by_scip_before_any_model():
+    """Unknown SCIP parameters and values SCIP refuses are input errors at once, quietly."""
+    pytest.importorskip("pyscipopt")
+    import unrectify
+
+    for kw, match in ((dict(feastol=10), "numerics/feastol = 10"),
+                      (dict(scip_options={"limits/nonexist": 1}), "no such SCIP parameter"),
+                      (dict(scip_options={"limits/gap": "x"}), "does not take")):
+        for backend in ("scip", "scip-direct", "sign-enumerated"):
+            with pytest.raises(InputError, match=match):
+                unrectify.get_backend(backend, **kw)
+    assert unrectify.get_backend("scip", scip_options={"limits/nodes": 5}).options["scip_options"] == {"limits/nodes": 5}

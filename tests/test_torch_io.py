@@ -100,6 +100,29 @@ def test_rejects_layers_that_override_forward():
     assert len(from_torch(seq)) == 2
 
 
+def test_reused_modules_hooks_and_weights_that_are_not_real_numbers():
+    """A module used twice is run twice (children() would list it once); hooks and complex,
+    meta-device or uninitialised weights are refused by name."""
+    relu, lin = torch.nn.ReLU(), torch.nn.Linear(3, 3)
+    w = from_torch(torch.nn.Sequential(torch.nn.Linear(2, 3), relu, lin, relu, lin, relu, torch.nn.Linear(3, 1)))
+    assert len(w) == 4 and np.array_equal(w[1][0], w[2][0])
+    seq = torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    handle = seq[2].register_forward_hook(lambda mod, inp, out: out + 100)
+    with pytest.raises(InputError, match="forward hooks"):
+        from_torch(seq)
+    handle.remove()
+    handle = seq.register_forward_pre_hook(lambda mod, inp: inp)
+    with pytest.raises(InputError, match="forward hooks"):
+        from_torch(seq)
+    handle.remove()
+    assert len(from_torch(seq)) == 2
+    for layer, match in ((torch.nn.Linear(2, 1, dtype=torch.complex64), "complex64"),
+                         (torch.nn.Linear(2, 1, device="meta"), "meta device"),
+                         (torch.nn.LazyLinear(1), "uninitialised")):
+        with pytest.raises(InputError, match=match):
+            from_torch(torch.nn.Sequential(layer))
+
+
 def test_problem_from_torch(rng):
     seq = torch_net((2, 3, 1))
     X, Y = rng.uniform(-1, 1, (5, 2)), rng.normal(size=(5, 1))

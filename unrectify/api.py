@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from unrectify.backends import Solution, get_backend, refuse_unknown_options
+import numpy as np
+
+from unrectify.backends import Solution, get_backend, refuse_foreign_options, refuse_unknown_options
 from unrectify.formulations import InputError, TrainingProblem, build_training_model
 from unrectify.formulations.builder import TrainingModel
 
@@ -46,12 +48,16 @@ def solve(
     ``status`` is ``optimal`` only when the solver reported a global optimum and the
     certificate agrees (``Solution.certified``).  Backend options (e.g. ``gap`` for SCIP,
     ``restarts``, ``seed``, ``max_outer`` for the ALM) pass through ``backend_options``; an option
-    no backend takes is refused (a typo), those that only other backends take are listed in
-    ``Solution.extra["ignored_options"]``.
+    no backend takes is refused (a typo), and so is one a named backend does not take; under
+    ``auto`` those that only other backends take are listed in ``Solution.extra["ignored_options"]``.
     """
     if not isinstance(problem, TrainingProblem):
         raise InputError(f"solve needs a TrainingProblem, got {type(problem).__name__}")
+    if not isinstance(guard, (bool, np.bool_)):
+        raise InputError(f"guard must be True or False, got {guard!r}")
     refuse_unknown_options(backend_options)
+    if backend != "auto":
+        refuse_foreign_options(backend, backend_options)
     reason = None
     name = backend
     if backend == "auto":

@@ -22,6 +22,9 @@ DEFAULT_RATIOS_PERCENT = "4,10,25"
 DEFAULT_METHODS = "pinv,l1,tv,omp,linear,adam,alm,alm+lbfgs,res-adam,res-alm,res-alm+lbfgs"
 ALL_METHODS = DEFAULT_METHODS + (",tv+res-adam,tv+res-alm,tv+res-alm+lbfgs,adaptive-tv+res-adam,adaptive-tv+res-alm,"
                                  "adaptive-tv+res-alm+lbfgs,prior")
+#: --noise and --snr ranges: beyond them the measurements are noise only (and squares overflow)
+MAX_NOISE = 1e6
+MIN_SNR_DB, MAX_SNR_DB = -120.0, 300.0
 DEFAULT_BUDGET_S = {"digits": 4.0}  # keeps the default run (digits, 3 ratios) within 3 minutes on 2 cores
 OTHER_BUDGET_S = 60.0
 
@@ -37,9 +40,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="training images (default: the whole training split)")
     c.add_argument("--test-samples", type=positive_int, default=100, metavar="N",
                    help="held-out test images (default 100)")
-    c.add_argument("--noise", type=nonnegative_float, default=0.0, help="measurement noise standard deviation")
+    c.add_argument("--noise", type=nonnegative_float, default=None,
+                   help=f"measurement noise standard deviation (default 0, at most {MAX_NOISE:g})")
     c.add_argument("--snr", type=finite_float, default=None, metavar="DB",
-                   help="measurement SNR in dB (instead of --noise)")
+                   help=f"measurement SNR in dB (instead of --noise), {MIN_SNR_DB:g} to {MAX_SNR_DB:g}")
     c.add_argument("--budget", type=positive_float, default=None, metavar="SECONDS",
                    help=f"training time limit per learned decoder and ratio (default {DEFAULT_BUDGET_S['digits']:g} s "
                         f"on digits, {OTHER_BUDGET_S:g} s otherwise)")
@@ -102,9 +106,23 @@ def prepare_cs(args) -> dict[str, Any]:
         if key in options.get(method, {}):
             raise CLIError(f"--option {method}.{key} is given more than once")
         options.setdefault(method, {})[key] = value
-    if args.snr is not None and args.noise:
+    if args.snr is not None and args.noise is not None:
         raise CLIError("give either --noise (absolute sd) or --snr (dB), not both")
+    if args.noise is not None and args.noise > MAX_NOISE:   # images lie in [0, 1]
+        raise CLIError(f"--noise {args.noise:g} is above {MAX_NOISE:g} (images lie in [0, 1])")
+    if args.snr is not None and not MIN_SNR_DB <= args.snr <= MAX_SNR_DB:
+        raise CLIError(f"--snr must be between {MIN_SNR_DB:g} and {MAX_SNR_DB:g} dB, got {args.snr:g}")
+    args.noise = 0.0 if args.noise is None else args.noise
     _check_inputs(args.dataset, ratios, methods, args.noise, options)
+    from unrectify.cs.decoders import decoder_class
+
+    learned = [m for m in methods if getattr(decoder_class(m), "learned", False)]
+    if args.budget is not None and not learned:
+        raise CLIError(f"--budget applies to learned decoders; none of {','.join(methods)} is learned")
+    for method, given in options.items():
+        inner = given.get("inner_options")
+        if "time_limit" in given or (isinstance(inner, dict) and "time_limit" in inner):
+            raise CLIError(f"--option {method}.time_limit: the training time limit is set by --budget")
     budget = args.budget if args.budget is not None else DEFAULT_BUDGET_S.get(args.dataset, OTHER_BUDGET_S)
     check_decoder_options(args.dataset, ratios, methods, options, args.seed, progress=False, budget=budget)
     output_dir(args.out, "--out")

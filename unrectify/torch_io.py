@@ -42,8 +42,19 @@ def _plain(module, cls) -> bool:
     return isinstance(module, cls) and type(module).forward is cls.forward
 
 
+def _hooked(module) -> bool:
+    """Forward hooks change what a module computes; they are not part of the weights."""
+    return any(getattr(module, name, None) for name in ("_forward_hooks", "_forward_pre_hooks"))
+
+
 def _flatten(module, torch) -> Iterable:
-    for child in module.children() if isinstance(module, torch.nn.Sequential) else [module]:
+    # _modules keeps a module used twice (children() yields it once): Sequential runs it twice
+    for child in [m for m in module._modules.values() if m is not None]:
+        if isinstance(child, torch.nn.modules.lazy.LazyModuleMixin) and child.has_uninitialized_params():
+            raise InputError(f"{type(child).__name__} is uninitialised (a lazy module): run one forward pass first")
+        if _hooked(child):
+            raise InputError(f"{type(child).__name__} has forward hooks, which the weights do not carry: "
+                             f"remove them to export the network")
         if isinstance(child, torch.nn.Sequential):
             if not _plain(child, torch.nn.Sequential):
                 raise InputError(f"{type(child).__name__} overrides Sequential.forward: only plain Sequential "
@@ -53,6 +64,23 @@ def _flatten(module, torch) -> Iterable:
             yield child
 
 
+def _linear_weights(layer, i: int, torch) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, b)`` of a Linear as float64 numpy copies; weights that are not real numbers held in
+    memory (complex, integer, on the meta device, uninitialised lazy) are refused by name."""
+    params = [p for p in (layer.weight, layer.bias) if p is not None]
+    if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in params):
+        raise InputError(f"layer {i} (Linear) is uninitialised (a lazy module): run one forward pass first")
+    for p in params:
+        if not p.dtype.is_floating_point:
+            raise InputError(f"layer {i} (Linear) has {p.dtype} weights; a ReLU network needs real floating-point weights")
+        if p.device.type == "meta":
+            raise InputError(f"layer {i} (Linear) has weights on the meta device (no values)")
+    W = layer.weight.detach().cpu().to(torch.float64).numpy().copy()
+    b = (layer.bias.detach().cpu().to(torch.float64).numpy().copy() if layer.bias is not None
+         else np.zeros(W.shape[0]))
+    return W, b
+
+
 def from_torch(seq) -> Weights:
     """Weights ``[(W, b), ...]`` (float64 copies) of a ``Sequential(Linear, ReLU, ..., Linear)``."""
     torch = import_torch()
@@ -60,6 +88,9 @@ def from_torch(seq) -> Weights:
         raise InputError(f"expected a torch.nn.Sequential, got {type(seq).__name__}")
     if not _plain(seq, torch.nn.Sequential):
         raise InputError(f"{type(seq).__name__} overrides Sequential.forward: only a plain Sequential maps to a ReLU network")
+    if _hooked(seq) or torch.nn.modules.module._global_forward_hooks \
+            or torch.nn.modules.module._global_forward_pre_hooks:
+        raise InputError("the network has forward hooks, which the weights do not carry: remove them to export it")
     layers = list(_flatten(seq, torch))
     if not layers:
         raise InputError("the Sequential is empty")
@@ -74,9 +105,7 @@ def from_torch(seq) -> Weights:
             if not expect_linear:
                 raise InputError(f"layer {i} ({kind}) follows a Linear without a ReLU in between; "
                                  f"hidden layers must be Linear followed by ReLU")
-            W = layer.weight.detach().cpu().to(torch.float64).numpy().copy()
-            b = (layer.bias.detach().cpu().to(torch.float64).numpy().copy() if layer.bias is not None
-                 else np.zeros(W.shape[0]))
+            W, b = _linear_weights(layer, i, torch)
             if weights and W.shape[1] != weights[-1][0].shape[0]:
                 raise InputError(f"layer {i} (Linear) takes {W.shape[1]} inputs but the previous Linear "
                                  f"gives {weights[-1][0].shape[0]}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from unrectify.backends import Solution, backend_class, get_backend, refuse_unknown_options
+from unrectify.backends import Solution, backend_class, get_backend, options_for, refuse_unknown_options
 from unrectify.formulations import BUILTIN, TrainingProblem, build_training_model, get_encoding
 from unrectify.formulations.errors import InputError, ModelClassError, UnknownNameError
 
@@ -161,6 +161,12 @@ def preflight(problem: TrainingProblem, encodings, backends: Sequence[str], symm
     from .routing import route
 
     refuse_unknown_options(options)
+    if "auto" not in backends:
+        taken = set().union(*(options_for(b, options) for b in backends))
+        unused = sorted(set(options) - taken)
+        if unused:
+            raise InputError(f"option{'s' if len(unused) > 1 else ''} {', '.join(unused)} "
+                             f"{'are' if len(unused) > 1 else 'is'} taken by none of the backends {', '.join(backends)}")
     for backend in backends:
         if backend != "auto":
             backend_class(backend)   # unknown names fail here
@@ -181,6 +187,8 @@ def preflight(problem: TrainingProblem, encodings, backends: Sequence[str], symm
 
 
 def backend_list(backend: str | Sequence[str]) -> list[str]:
+    if not isinstance(backend, (str, list, tuple)):
+        raise InputError(f"backend must be a name, a comma-separated list or a list of names, got {backend!r}")
     names = [b.strip() for b in backend.split(",")] if isinstance(backend, str) else [str(b) for b in backend]
     names = [b for b in names if b]
     if not names:
@@ -247,10 +255,23 @@ def verify(
     """
     from unrectify.formulations.builder import symmetry_kinds
 
+    if not isinstance(problem, TrainingProblem):
+        raise InputError(f"verify needs a TrainingProblem, got {type(problem).__name__}")
+    for name, fn in (("on_run", on_run), ("on_start", on_start)):
+        if fn is not None and not callable(fn):
+            raise InputError(f"{name} must be a function or None, got {fn!r}")
+    if isinstance(encodings, str):   # "split,sign" as on the command line
+        encodings = [e.strip() for e in encodings.split(",") if e.strip()]
+    if not isinstance(encodings, (list, tuple)) or not encodings:
+        raise InputError(f"encodings must be a non-empty list of names, got {encodings!r}")
     encs = [get_encoding(e) for e in encodings]   # unknown names fail before any solve
     _refuse_repeats("encoding", [e.name for e in encs])
     backends = backend_list(backend)
     preflight(problem, encs, backends, symmetry_breaking, **backend_options)
+    if all(b != "auto" and backend_class(b).takes(None, e.name, d) is not None
+           for b in backends for e in encs for d in e.domains):
+        raise InputError(f"backend {','.join(backends)} takes none of the forms of {','.join(e.name for e in encs)}: "
+                         f"nothing would run")
     if on_start is not None:   # after the checks: nothing is announced for a refused run
         on_start()
     report = VerifyReport(problem=problem.describe() | {"symmetry_breaking": list(symmetry_kinds(symmetry_breaking)),
@@ -262,8 +283,9 @@ def verify(
             for domain in enc.domains:
                 if b != "auto" and backend_class(b).takes(None, enc.name, domain) is not None:
                     continue   # a form this backend does not solve (e.g. the ALM: split/interval only)
+                opts = backend_options if b == "auto" else options_for(b, backend_options)
                 sol = solve(problem, enc.name, domain, backend=b, time_limit=time_limit,
-                            symmetry_breaking=symmetry_breaking, **backend_options)
+                            symmetry_breaking=symmetry_breaking, **opts)
                 report.runs.append(sol)
                 if not _certifies(sol):
                     local.append(sol)

@@ -35,14 +35,19 @@ from typing import Any
 
 import numpy as np
 
+from unrectify.formulations.errors import InputError
+
 from ..errors import CSInputError
 from .base import register_decoder
 from .mlp import MLPDecoder, Weights, fold_standardisation, mlp_forward, standardiser, twin_start, validation_split
 
 
 def check_alm_options(time_limit: float, max_outer: int | None, max_inner: int | None, restarts: int,
-                      validation: float, check_every: int, patience: int) -> None:
-    """Raise :class:`CSInputError` for out-of-range ALM decoder options."""
+                      validation: float, check_every: int, patience: int, dtype: str | None = None,
+                      alm_options: dict[str, Any] | None = None) -> None:
+    """Raise :class:`CSInputError` for out-of-range ALM decoder options; ``dtype`` and the
+    ``alm_options`` passed on to the ALM solver are checked by the solver's own option checks,
+    so a bad one fails when the decoder is built, not after training starts."""
     if not (np.isfinite(time_limit) and time_limit > 0):
         raise CSInputError(f"alm time_limit must be a positive number of seconds, got {time_limit!r}")
     if (max_outer is not None and int(max_outer) < 1) or (max_inner is not None and int(max_inner) < 1) \
@@ -52,6 +57,23 @@ def check_alm_options(time_limit: float, max_outer: int | None, max_inner: int |
         raise CSInputError(f"alm validation must be a fraction in [0, 1), got {validation!r}")
     if int(check_every) < 1 or int(patience) < 1:
         raise CSInputError(f"alm check_every and patience must be >= 1, got {check_every}, {patience}")
+    if alm_options is not None and not isinstance(alm_options, dict):
+        raise CSInputError(f"alm_options must be a dict of ALM solver options, got {alm_options!r}")
+    from dataclasses import fields
+
+    from unrectify.backends import backend_class
+    from unrectify.backends.alm.options import ALMOptions
+
+    given = dict(alm_options or {})
+    unknown = sorted(k for k in given if k not in backend_class("alm").option_names)
+    if unknown:
+        raise CSInputError(f"unknown ALM option(s) {', '.join(unknown)} in alm_options")
+    names = {f.name for f in fields(ALMOptions)}
+    checked = {k: v for k, v in {**given, **({} if dtype is None else {"dtype": dtype})}.items() if k in names}
+    try:
+        ALMOptions.from_kwargs(**checked)
+    except (InputError, TypeError, ValueError) as exc:
+        raise CSInputError(f"alm: {exc}") from None
 
 
 def train_mlp_alm(
@@ -136,7 +158,8 @@ class ALMDecoder(MLPDecoder):
         shape: Sequence[int] | None = None, clip: bool = True,
     ) -> None:
         super().__init__(Phi, hidden=hidden, shape=shape, clip=clip)
-        check_alm_options(time_limit, max_outer, max_inner, restarts, validation, check_every, patience)
+        check_alm_options(time_limit, max_outer, max_inner, restarts, validation, check_every, patience, dtype,
+                          alm_options)
         self.time_limit, self.max_outer, self.max_inner = float(time_limit), max_outer, max_inner
         self.restarts, self.dtype, self.seed, self.progress = int(restarts), str(dtype), int(seed), bool(progress)
         self.polish = bool(polish)

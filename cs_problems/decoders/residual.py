@@ -138,7 +138,8 @@ class ResidualDecoder(Decoder):
             check_adam_options(epochs, batch_size, lr, weight_decay, 0.0, time_limit, schedule)
             import_torch(f"decoder {self.name!r}", warm=True)
         else:
-            check_alm_options(alm_time, max_outer, max_inner, restarts, 0.0, 10, 5)
+            check_alm_options(alm_time, max_outer, max_inner, restarts, 0.0, 10, 5, dtype,
+                              {"batch_size": batch_size, "lr": lr, "lr_schedule": schedule, **dict(alm_options or {})})
             if schedule not in SCHEDULES:
                 raise CSInputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         self.trainer, self.hidden, self.alpha = trainer, hidden, float(alpha)

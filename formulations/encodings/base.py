@@ -84,6 +84,8 @@ def register_encoding(cls: type[Encoding]) -> type[Encoding]:
 def get_encoding(name: str | Encoding) -> Encoding:
     if isinstance(name, Encoding):
         return name
+    if not isinstance(name, str):
+        raise InputError(f"an encoding is a name (or an Encoding), got {name!r}")
     try:
         return _REGISTRY[name]()
     except KeyError:

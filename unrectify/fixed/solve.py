@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from unrectify.backends import get_backend, refuse_unknown_options
+from unrectify.backends import get_backend, refuse_foreign_options, refuse_unknown_options
 from unrectify.formulations.certificate import VIOLATION_TOL, gate
 from unrectify.formulations.encodings import Encoding
 from unrectify.formulations.errors import InputError
@@ -73,6 +73,8 @@ def solve_fixed(fm: FixedWeightModel, backend: str = "auto", time_limit: float |
     of the forward pass (each to ``OUTPUT_TOL`` relative).  ``guard`` runs the solver in a
     forked child killed shortly after ``time_limit``."""
     refuse_unknown_options(backend_options, also=INPUT_BAB_OPTIONS)
+    if backend not in ("auto", INPUT_BAB):
+        refuse_foreign_options(backend, backend_options)
     t0 = time.perf_counter()
     model = fm.model
     route = None
@@ -155,6 +157,12 @@ def optimize_output(net: FixedNetwork, output_index: int | Sequence[int] = 0, se
     """
     refuse_unknown_options(backend_options, also=INPUT_BAB_OPTIONS)
     if backend == INPUT_BAB:
+        given = [f"{k}={v!r}" for k, v, default in (("encoding", encoding, "bigm"), ("domain", domain, "binary"),
+                                                     ("bounds", bounds, "interval"))
+                 if not (isinstance(v, str) and v == default)]
+        if given:   # they shape a MILP model, which the branch and bound does not build
+            raise InputError(f"{', '.join(given)} do{'es' if len(given) == 1 else ''} not apply to backend "
+                             f"{INPUT_BAB!r} (no model is built)")
         return _optimize_by_input_bab(net, output_index, sense, time_limit, **backend_options)
     t0 = time.perf_counter()
     fm = build_output_bound_model(net, output_index, sense, encoding, domain, _resolve(net, bounds, backend, time_limit))
@@ -184,6 +192,9 @@ def _optimize_by_input_bab(net: FixedNetwork, output_index, sense: str, time_lim
         raise InputError(f"output_index {row} outside 0..{net.n_outputs - 1}")
     time_limit = positive_number("time_limit", time_limit, allow_none=True)
     ignored = sorted(k for k in options if k not in INPUT_BAB_OPTIONS)
+    if ignored:
+        raise InputError(f"backend {INPUT_BAB!r} does not take option{'s' if len(ignored) > 1 else ''} "
+                         f"{', '.join(ignored)} (it takes: {', '.join(INPUT_BAB_OPTIONS)})")
     sign = 1.0 if sense == "max" else -1.0
     res = maximize_output(net.weights, net.input_lo, net.input_hi, row, sign, time_limit,
                           **{k: v for k, v in options.items() if k in INPUT_BAB_OPTIONS})
@@ -194,8 +205,6 @@ def _optimize_by_input_bab(net: FixedNetwork, output_index, sense: str, time_lim
     agrees = _close(fobj, sign * res.value)
     status, certified = gate(res.status, True, viol <= VIOLATION_TOL and agrees)
     extra = {"route": f"{INPUT_BAB}: {SOLVER}", "bab": res.stats, "bounds": "crown (per box)"}
-    if ignored:
-        extra["ignored_options"] = ignored
     return FixedSolution(
         status=status, objective=fobj, bound=sign * res.bound, input=x, output=fwd,
         forward_output=fwd, forward_objective=fobj, row_objectives=np.array([fobj]), max_violation=viol,
