@@ -65,6 +65,8 @@ RECORD_KEYS: tuple[str, ...] = (
     "fit_seconds", "n_train", "budget_s", "snr_db",
 )
 BLOCK_SUFFIX = "-block"
+#: SNR range in dB: beyond it the measurements are noise only, and 10^(-SNR/20) overflows
+MIN_SNR_DB, MAX_SNR_DB = -120.0, 300.0
 
 
 # ---------------------------------------------------------------------- validation
@@ -102,6 +104,8 @@ def _check_inputs(
     if not noise_ok:
         raise CSInputError(f"noise must be a finite number >= 0, got {noise!r}")
     opts: dict[str, dict[str, Any]] = {}
+    if method_options is not None and not isinstance(method_options, Mapping):
+        raise CSInputError(f"method_options must map method names to dicts of options, got {method_options!r}")
     for key, value in (method_options or {}).items():
         if key not in ms:
             raise CSInputError(f"method_options given for {key!r}, which is not among methods {ms}")
@@ -302,6 +306,10 @@ def build_decoder(method: str, Phi: np.ndarray, options: Mapping[str, Any], shap
     if "seed" in options and integer_at_least(f"decoder {method!r} option seed", options["seed"], 0,
                                               CSInputError) > MAX_SEED:
         raise CSInputError(f"decoder {method!r} option seed must be at most {MAX_SEED}, got {options['seed']!r}")
+    params = inspect.signature(cls).parameters
+    for k, v in options.items():   # a yes/no option takes a bool (bool("maybe") would be True)
+        if isinstance(params[k].default, bool) and not isinstance(v, bool):
+            raise CSInputError(f"decoder {method!r} option {k} is yes/no (true/false), got {v!r}")
     ignored = getattr(cls, "options_ignored", lambda _: [])(dict(options))
     if ignored:
         raise CSInputError(f"decoder {method!r} does not use {', '.join(ignored)} (an option of the other "
@@ -369,6 +377,12 @@ def run_cs_experiment(
         raise CSInputError(f"block_cs needs the patches data set (33 x 33 blocks), got {dataset!r}")
     n_train = _check_count(train_samples, "train_samples")
     n_test = _check_count(test_samples, "test_samples")
+    if integer_at_least("seed", seed, 0, CSInputError) > MAX_SEED:
+        raise CSInputError(f"seed must be at most {MAX_SEED}, got {seed!r}")
+    if snr_db is not None and not MIN_SNR_DB <= snr_db <= MAX_SNR_DB:
+        raise CSInputError(f"snr_db must be between {MIN_SNR_DB:g} and {MAX_SNR_DB:g}, got {snr_db!r}")
+    if not isinstance(out_dir, (str, os.PathLike)) or (os.path.exists(out_dir) and not os.path.isdir(out_dir)):
+        raise CSInputError(f"out_dir must be a folder path (existing or to be created), got {out_dir!r}")
     check_decoder_options(dataset, rs, ms, opts, seed, progress, budget)   # before any folder is created
     check_output_names(out_dir, rs, do_blocks)
     shape = image_shape(dataset)

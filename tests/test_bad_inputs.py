@@ -277,6 +277,7 @@ CS_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("snr-with-zero-noise", ["--snr", "20", "--noise", "0"], ("--noise", "--snr", "not both")),
     ("budget-without-learned", ["--budget", "1"], ("--budget", "learned")),
     ("option-complex-value", ["--option", "pinv.rcond=1j"], ("pinv.rcond", "complex")),
+    ("option-bool-not-bool", ["--methods", "tv", "--option", "tv.box=maybe"], ("tv", "box", "yes/no")),
     ("option-time-limit", ["--methods", "adam", "--option", "adam.time_limit=3"], ("time_limit", "--budget")),
     ("option-inner-time-limit", ["--methods", "tv+res-adam", "--option", "tv+res-adam.inner_options={'time_limit':3}"],
      ("time_limit", "--budget")),

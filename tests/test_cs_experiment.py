@@ -52,6 +52,12 @@ def test_tiny_run_writes_all_outputs(tmp_path: Path) -> None:
         ({"test_samples": -3}, "test_samples"),
         ({"noise": -1.0}, "noise"),
         ({"method_options": {"adam": {"epochs": 1}}}, "not among methods"),
+        ({"method_options": [1]}, "method_options must map"),
+        ({"seed": -1}, "seed"),
+        ({"seed": "a"}, "seed"),
+        ({"snr_db": -1e308}, "snr_db must be between"),
+        ({"out_dir": None}, "out_dir"),
+        ({"methods": ["tv"], "method_options": {"tv": {"box": "maybe"}}}, "yes/no"),
     ],
 )
 def test_bad_input_raises_cs_input_error(tmp_path: Path, kwargs: dict, match: str) -> None:

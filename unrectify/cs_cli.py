@@ -24,7 +24,7 @@ ALL_METHODS = DEFAULT_METHODS + (",tv+res-adam,tv+res-alm,tv+res-alm+lbfgs,adapt
                                  "adaptive-tv+res-alm+lbfgs,prior")
 #: --noise and --snr ranges: beyond them the measurements are noise only (and squares overflow)
 MAX_NOISE = 1e6
-MIN_SNR_DB, MAX_SNR_DB = -120.0, 300.0
+MIN_SNR_DB, MAX_SNR_DB = -120.0, 300.0   # as unrectify.cs.experiment (not imported here: the CLI starts fast)
 DEFAULT_BUDGET_S = {"digits": 4.0}  # keeps the default run (digits, 3 ratios) within 3 minutes on 2 cores
 OTHER_BUDGET_S = 60.0
 
