@@ -210,3 +210,16 @@ def test_package_imports_without_torch_or_cvxpy() -> None:
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name, options", [("pinv", {"rcond": "abc"}), ("pinv", {"shape": 8}),
+                                           ("l1", {"max_iter": float("nan")}), ("adam", {"epochs": float("inf")})])
+def test_get_decoder_names_bad_option_values(name, options):
+    """A value of the wrong kind is a CSInputError naming the decoder and the option, not a
+    numpy or int() error from inside the decoder."""
+    if name == "adam":
+        pytest.importorskip("torch")
+    Phi = gaussian_operator(0.1, 64)
+    key = next(iter(options))
+    with pytest.raises(CSInputError, match=rf"decoder '{name}' \({key}="):
+        get_decoder(name, Phi, **options)

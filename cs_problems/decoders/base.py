@@ -282,14 +282,22 @@ def available_decoders() -> list[str]:
 def get_decoder(name: str, Phi: np.ndarray, **options: Any) -> Decoder:
     """Build the decoder registered as ``name``: ``DECODERS[name](Phi, **options)``.
 
-    Unknown names and options not accepted by that decoder raise :class:`CSInputError`.
+    Unknown names, options not accepted by that decoder and option values it cannot use
+    (a text where a number belongs, ``inf`` epochs) raise :class:`CSInputError`.
     """
     cls = decoder_class(name)
     try:
         inspect.signature(cls).bind(Phi, **options)
     except TypeError as exc:
         raise CSInputError(f"bad options {sorted(options)} for decoder {name!r}: {exc}") from None
-    return cls(Phi, **options)
+    try:
+        return cls(Phi, **options)
+    except CSInputError:
+        raise
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        # a value of the wrong type met inside numpy or int(): name the decoder and the options
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
+        raise CSInputError(f"bad option value for decoder {name!r} ({given}): {type(exc).__name__}: {exc}") from None
 
 
 DecoderFactory = Callable[..., Decoder]
