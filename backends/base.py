@@ -105,25 +105,11 @@ class Backend:
                 self.options[k] = nonnegative_number(f"{self.name} option {k}", self.options[k])
         if "feastol" in self.options:
             self.options["feastol"] = positive_number(f"{self.name} option feastol", self.options["feastol"])
-        if "scip_options" in self.options and not isinstance(self.options["scip_options"], dict):
-            raise InputError(f"{self.name} option scip_options must be a dict of SCIP parameters, "
-                             f"got {self.options['scip_options']!r}")
-        if "objlimit" in self.options and self.options["objlimit"] is not None:
-            f = self.options["objlimit"]
-            if isinstance(f, (bool, np.bool_)) or not isinstance(f, (int, float, np.number)) or not np.isfinite(f):
-                raise InputError(f"{self.name} option objlimit must be a finite number, got {f!r}")
-        if self.options.get("start") is not None:
-            try:
-                start = np.asarray(self.options["start"], dtype=float)
-            except (TypeError, ValueError):
-                start = np.array([np.nan])
-            if start.ndim != 1 or not np.all(np.isfinite(start)):
-                raise InputError(f"{self.name} option start must be a 1-D array of finite numbers (a model point)")
-        if "scip_options" in self.options or "feastol" in self.options:
-            settings = dict(self.options.get("scip_options", {}))
-            if "feastol" in self.options:
-                settings["numerics/feastol"] = self.options["feastol"]
-            check_scip_settings(self.name, settings)
+        self.check_options()
+
+    def check_options(self) -> None:
+        """Check the values of this backend's own options (called by ``__init__``; the shared
+        tolerances are checked there already).  Backends with solver-specific options override it."""
 
     # -- availability and model checks ------------------------------------------------
     @classmethod
@@ -281,39 +267,6 @@ class Backend:
 MIN_SOLVE_SECONDS = 0.5
 #: the guard never waits more than this past the limit (time limits are honoured within 10 s)
 MAX_GRACE_SECONDS = 8.0
-
-
-def check_scip_settings(backend: str, settings: dict[str, Any]) -> None:
-    """Every SCIP parameter in ``settings`` exists and takes its value (SCIP's own check, on a
-    scratch model, its complaints on stderr silenced), so a bad one is an :class:`InputError`
-    before any model is built, not a solver error after.  Skipped when PySCIPOpt is absent."""
-    if not settings or importlib.util.find_spec("pyscipopt") is None:
-        return
-    import pyscipopt
-
-    model = pyscipopt.Model()
-    model.hideOutput()
-    bad = None
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        for key, value in settings.items():
-            try:
-                model.setParam(str(key), value)
-            except KeyError:
-                bad = (key, value, "no such SCIP parameter")
-            except (ValueError, TypeError, OverflowError):
-                bad = (key, value, "a value SCIP does not take for it (wrong type or out of range)")
-            if bad:
-                break
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    if bad:
-        key, value, why = bad
-        raise InputError(f"{backend}: SCIP parameter {key} = {value!r} (from the feastol or scip_options option): {why}")
 
 
 #: the longest single wait of the guard for its child (a huge time limit is waited out in chunks)

@@ -31,6 +31,7 @@ from unrectify.formulations.sign_cases import (CaseExcludedError, build_sign_cas
 
 from .base import Backend, Capabilities, RawResult
 from .results import Solution
+from .scip import check_scip_options
 
 ROUTE_NAME = "sign-enumerated convex MIQP"
 #: SCIP parameters for the case MIQPs: 2 root cut rounds (start_case); SCIP's NLP off, because
@@ -349,6 +350,9 @@ class SignEnumeratedBackend(Backend):
                                 needs_box=True, level="problem", domains=("binary", "interval"),
                                 encodings=("split",))
     option_names = CASE_OPTIONS
+
+    def check_options(self) -> None:
+        check_scip_options(self.name, self.options)
 
     @classmethod
     def takes(cls, problem: TrainingProblem | None, encoding: str, domain: str) -> str | None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
+import sys
+from typing import Any
 
 import numpy as np
 
+from unrectify.formulations.errors import InputError
 from unrectify.formulations.model import Model
 
 from .base import Backend, Capabilities, RawResult
@@ -31,6 +36,63 @@ DEFAULT_FEASTOL = 1e-9
 SCIP_MAX_TIME = 1e20
 
 
+def check_scip_settings(backend: str, settings: dict[str, Any]) -> None:
+    """Every SCIP parameter in ``settings`` exists and takes its value (SCIP's own check, on a
+    scratch model, its complaints on stderr silenced), so a bad one is an :class:`InputError`
+    before any model is built, not a solver error after.  Skipped when PySCIPOpt is absent."""
+    if not settings or importlib.util.find_spec("pyscipopt") is None:
+        return
+    import pyscipopt
+
+    model = pyscipopt.Model()
+    model.hideOutput()
+    bad = None
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        for key, value in settings.items():
+            try:
+                model.setParam(str(key), value)
+            except KeyError:
+                bad = (key, value, "no such SCIP parameter")
+            except (ValueError, TypeError, OverflowError):
+                bad = (key, value, "a value SCIP does not take for it (wrong type or out of range)")
+            if bad:
+                break
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    if bad:
+        key, value, why = bad
+        raise InputError(f"{backend}: SCIP parameter {key} = {value!r} (from the feastol or scip_options option): {why}")
+
+
+def check_scip_options(name: str, options: dict[str, Any]) -> None:
+    """The SCIP-specific options of backend ``name``: ``scip_options`` a dict of parameters SCIP
+    accepts (and ``feastol`` too), ``objlimit`` finite, ``start`` a 1-D array of finite numbers."""
+    if "scip_options" in options and not isinstance(options["scip_options"], dict):
+        raise InputError(f"{name} option scip_options must be a dict of SCIP parameters, "
+                         f"got {options['scip_options']!r}")
+    if "objlimit" in options and options["objlimit"] is not None:
+        f = options["objlimit"]
+        if isinstance(f, (bool, np.bool_)) or not isinstance(f, (int, float, np.number)) or not np.isfinite(f):
+            raise InputError(f"{name} option objlimit must be a finite number, got {f!r}")
+    if options.get("start") is not None:
+        try:
+            start = np.asarray(options["start"], dtype=float)
+        except (TypeError, ValueError):
+            start = np.array([np.nan])
+        if start.ndim != 1 or not np.all(np.isfinite(start)):
+            raise InputError(f"{name} option start must be a 1-D array of finite numbers (a model point)")
+    if "scip_options" in options or "feastol" in options:
+        settings = dict(options.get("scip_options", {}))
+        if "feastol" in options:
+            settings["numerics/feastol"] = options["feastol"]
+        check_scip_settings(name, settings)
+
+
 class ScipBackend(Backend):
     """Spatial branch-and-bound on the (MI)QCQP; ``optimal`` means certified to ``gap``."""
 
@@ -40,6 +102,9 @@ class ScipBackend(Backend):
     capabilities = Capabilities(integer=True, quadratic_objective=True, nonconvex=True, global_optimum=True,
                                 max_binaries=64, max_bilinear=400)
     option_names = ("gap", "absgap", "feastol", "scip_options")
+
+    def check_options(self) -> None:
+        check_scip_options(self.name, self.options)
 
     def require(self) -> None:
         super().require()

@@ -16,7 +16,7 @@ import numpy as np
 from unrectify.formulations.model import Model
 
 from .base import Backend, Capabilities, RawResult
-from .scip import DEFAULT_ABSGAP, DEFAULT_FEASTOL, DEFAULT_GAP, SCIP_MAX_TIME
+from .scip import DEFAULT_ABSGAP, DEFAULT_FEASTOL, DEFAULT_GAP, SCIP_MAX_TIME, check_scip_options
 
 STATUS_MAP = {"optimal": "optimal", "gaplimit": "optimal", "timelimit": "time_limit", "infeasible": "infeasible",
               "inforunbd": "infeasible", "nodelimit": "time_limit", "userinterrupt": "time_limit",
@@ -32,6 +32,9 @@ class ScipDirectBackend(Backend):
     module = "pyscipopt"
     capabilities = Capabilities(integer=True, quadratic_objective=True, nonconvex=True, global_optimum=True)
     option_names = ("gap", "absgap", "feastol", "objlimit", "start", "scip_options")
+
+    def check_options(self) -> None:
+        check_scip_options(self.name, self.options)
 
     def preload(self) -> None:
         import pyscipopt  # noqa: F401

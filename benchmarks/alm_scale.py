@@ -306,17 +306,11 @@ def main(argv: list[str] | None = None) -> int:
             alm_opts[k] = json.loads(v)
         except json.JSONDecodeError:
             alm_opts[k] = v
-    from dataclasses import fields
+    from unrectify.backends.alm.backend import check_alm_kwargs
 
-    from unrectify.backends import backend_class
-    from unrectify.backends.alm.options import ALMOptions
-
-    unknown = sorted(set(alm_opts) - set(backend_class("alm").option_names))
-    if unknown:
-        ap.error(f"--alm-option: unknown ALM option(s) {', '.join(unknown)}")
     try:   # the solver's own option checks, before any run
-        ALMOptions.from_kwargs(**{k: v for k, v in alm_opts.items() if k in {f.name for f in fields(ALMOptions)}})
-    except (InputError, TypeError, ValueError) as exc:
+        check_alm_kwargs(alm_opts)
+    except InputError as exc:
         ap.error(f"--alm-option: {exc}")
     seconds = min(args.seconds, 2.0) if args.smoke else args.seconds
     results = {"seconds": seconds, "smoke": bool(args.smoke), "alm_options": alm_opts, "problems": {}}

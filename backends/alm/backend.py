@@ -32,6 +32,21 @@ def _option_names() -> tuple[str, ...]:
     return _CALL_OPTIONS + tuple(f.name for f in fields(ALMOptions))
 
 
+def check_alm_kwargs(options: dict) -> None:
+    """Check keyword options for :func:`solve_alm` without solving: unknown names, and the
+    values of :class:`ALMOptions` fields by its own checks (an :class:`InputError` either way)."""
+    from .options import ALMOptions
+
+    unknown = sorted(k for k in options if k not in _option_names())
+    if unknown:
+        raise InputError(f"unknown ALM option(s) {', '.join(unknown)}")
+    fields_ = {f.name for f in fields(ALMOptions)}
+    try:
+        ALMOptions.from_kwargs(**{k: v for k, v in options.items() if k in fields_})
+    except (TypeError, ValueError) as exc:   # InputError is a ValueError
+        raise InputError(str(exc)) from None
+
+
 class AlmBackend(Backend):
     """Augmented Lagrangian method on the relaxed split form (numpy; local solutions)."""
 

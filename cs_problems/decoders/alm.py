@@ -59,20 +59,11 @@ def check_alm_options(time_limit: float, max_outer: int | None, max_inner: int |
         raise CSInputError(f"alm check_every and patience must be >= 1, got {check_every}, {patience}")
     if alm_options is not None and not isinstance(alm_options, dict):
         raise CSInputError(f"alm_options must be a dict of ALM solver options, got {alm_options!r}")
-    from dataclasses import fields
+    from unrectify.backends.alm.backend import check_alm_kwargs
 
-    from unrectify.backends import backend_class
-    from unrectify.backends.alm.options import ALMOptions
-
-    given = dict(alm_options or {})
-    unknown = sorted(k for k in given if k not in backend_class("alm").option_names)
-    if unknown:
-        raise CSInputError(f"unknown ALM option(s) {', '.join(unknown)} in alm_options")
-    names = {f.name for f in fields(ALMOptions)}
-    checked = {k: v for k, v in {**given, **({} if dtype is None else {"dtype": dtype})}.items() if k in names}
     try:
-        ALMOptions.from_kwargs(**checked)
-    except (InputError, TypeError, ValueError) as exc:
+        check_alm_kwargs({**dict(alm_options or {}), **({} if dtype is None else {"dtype": dtype})})
+    except InputError as exc:
         raise CSInputError(f"alm: {exc}") from None
 
 
