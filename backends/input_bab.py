@@ -5,7 +5,9 @@ batched CROWN back-substitution (:class:`unrectify.formulations.box_bounds.BoxBo
 once per search), and every sub-box whose bound cannot beat the best input found is discarded.
 
 * **Bound**: the largest bound over the open and the pruned boxes is a proven upper bound of the
-  maximum (each box's bound is valid on the box, and the boxes cover the input box).
+  maximum (each box's bound is valid on the box, and the boxes cover the input box).  A box that
+  CROWN does not prune gets :data:`ALPHA_STEPS` projected Adam steps on the lower ReLU slopes of
+  its output bound (:meth:`~unrectify.formulations.box_bounds.BoxBounder.optimise_slopes`).
 * **Incumbent**: random inputs improved by projected gradient ascent, and the centre and the
   corner that maximises the linear bound of the :data:`CANDIDATES` new boxes with the largest
   bounds of every round; whenever one of them improves the incumbent it is polished by walking
@@ -14,9 +16,10 @@ once per search), and every sub-box whose bound cannot beat the best input found
   feasible input, so it needs no further certificate.
 * **Search**: best first, in rounds: the ``max(batch, open / 2)`` open boxes with the largest
   bounds (at most :data:`MAX_SPLIT`; the bookkeeping of a round is linear in the open boxes,
-  so it is spread over as many new ones) are each halved along the input coordinate with the
-  largest ``|lam_i| (hi_i - lo_i)`` (the linear bound's sensitivity times the width), the
-  halves bounded in vectorised chunks of :data:`CHUNK`; a half keeps the smaller of its own
+  so it is spread over as many new ones) are each halved along the input coordinate that is
+  widest relative to the root box (``|lam_i| (hi_i - lo_i)``, the linear bound's sensitivity
+  times the width, breaks ties; inputs with all-zero weights are never split), the halves
+  bounded in vectorised chunks of :data:`CHUNK`; a half keeps the smaller of its own
   bound and its parent's (valid on it too; CROWN's bound is not monotone in the box, because
   its lower ReLU lines are chosen by a heuristic).  Once the incumbent is optimal the order
   does not change the work: every box whose bound is above it must be split.
@@ -46,7 +49,7 @@ from .input_search import ascend, polish, value
 from .scip import DEFAULT_ABSGAP, DEFAULT_GAP
 
 NAME = "input-bab"
-SOLVER = "input-space branch and bound, CROWN bounds (numpy)"
+SOLVER = "input-space branch and bound, CROWN / optimised-slope bounds (numpy)"
 
 
 @dataclass
@@ -68,30 +71,47 @@ ASCENT_STARTS = 256
 MAX_SPLIT = 65536
 #: new boxes per round (those with the largest bounds) whose centre and best corner are tried as inputs
 CANDIDATES = 2048
-#: boxes bounded per call of the bounder (caps its temporaries at a few tens of MB)
+#: projected Adam steps on the lower ReLU slopes of every new box that CROWN does not prune
+ALPHA_STEPS = 4
+#: weight of the linear bound's sensitivity ``|lam_i| width_i`` in the split score (ties only)
+TIE_BREAK = 1e-12
+#: boxes bounded per call of the bounder, at most; fewer for wide layers, so that no temporary
+#: exceeds :data:`CHUNK_FLOATS` floats (:attr:`BoxBounder.box_floats` per box)
 CHUNK = 4096
+CHUNK_FLOATS = 1 << 23
 
 
-def _bound_boxes(bounder: BoxBounder, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(ub, split, vertex)`` of every box, in chunks: the bound, the coordinate to halve next
-    (largest ``|lam_i| (hi_i - lo_i)``, width breaking ties) and the corner maximising the bound."""
+def _bound_boxes(bounder: BoxBounder, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray, steps: int = 0,
+                 above: float = -np.inf, chunk: int = CHUNK,
+                 deadline: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ub, split, vertex)`` of every box, in chunks of ``chunk``: the bound (slopes optimised
+    with ``steps`` on the boxes whose CROWN bound is above ``above``), the coordinate to halve
+    next (the widest relative to the root box, ``scale = 1 / root width``, 0 for inputs the
+    network ignores; ``|lam_i| (hi_i - lo_i)`` breaks ties) and the corner maximising the bound.
+    Past ``deadline`` the boxes not yet bounded get ``+inf`` (the caller's parent bound then
+    holds), the widest split and their centre, so a round never runs far past the time limit."""
     ub, split, vert = np.empty(len(lo)), np.empty(len(lo), dtype=np.int32), np.empty_like(lo)
-    for s in range(0, len(lo), CHUNK):
-        u, lam, v = bounder(lo[s:s + CHUNK], hi[s:s + CHUNK])
-        width = hi[s:s + CHUNK] - lo[s:s + CHUNK]
-        ub[s:s + CHUNK], vert[s:s + CHUNK] = u, v
-        split[s:s + CHUNK] = np.argmax(np.abs(lam) * width + 1e-12 * width, axis=1)
+    for s in range(0, len(lo), chunk):
+        if s and deadline is not None and time.perf_counter() > deadline:
+            ub[s:] = np.inf
+            split[s:] = np.argmax((hi[s:] - lo[s:]) * scale, axis=1)
+            vert[s:] = 0.5 * (lo[s:] + hi[s:])
+            break
+        u, lam, v = bounder(lo[s:s + chunk], hi[s:s + chunk], steps, above)
+        width = hi[s:s + chunk] - lo[s:s + chunk]
+        ub[s:s + chunk], vert[s:s + chunk] = u, v
+        split[s:s + chunk] = np.argmax(width * scale + TIE_BREAK * np.abs(lam) * width, axis=1)
     return ub, split, vert
 
 
 def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign: float = 1.0,
                     time_limit: float | None = 60.0, gap: float = DEFAULT_GAP, absgap: float = DEFAULT_ABSGAP,
                     batch: int = 1024, samples: int = 4096, max_open: int = 4_000_000,
-                    seed: int = 0, local_search: bool = True) -> BabResult:
+                    seed: int = 0, local_search: bool = True, alpha_steps: int = ALPHA_STEPS) -> BabResult:
     """Maximise ``sign * z_L[row]`` over the box ``[lo, hi]`` (module docstring).
 
     ``local_search=False`` keeps only the random inputs, box centres and corners as incumbents
-    (no gradient ascent, no region LPs)."""
+    (no gradient ascent, no region LPs); ``alpha_steps=0`` bounds every box by CROWN alone."""
     t0 = time.perf_counter()
     lo = np.asarray(lo, dtype=float).ravel()
     hi = np.asarray(hi, dtype=float).ravel()
@@ -103,6 +123,7 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
     max_open = integer_at_least("max_open", max_open, 2 * batch)
     samples = integer_at_least("samples", samples, 1)
     seed = integer_at_least("seed", seed, 0)
+    alpha_steps = integer_at_least("alpha_steps", alpha_steps, 0)
     if not isinstance(local_search, (bool, np.bool_)):
         raise InputError(f"local_search must be True or False, got {local_search!r}")
     if len(weights) == 1:       # no hidden layer: an affine output, maximised at a vertex of the box
@@ -126,8 +147,15 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
     i = int(np.argmax(f))
     best_x, best = improve(X[i], float(f[i]))
 
+    # split the widest coordinate relative to the root box (scale-free); never an input whose
+    # weights are all zero (or whose range is a point): halving it cannot tighten anything
+    root = hi - lo
+    live = (root > 0) & np.any(np.asarray(weights[0][0], dtype=float) != 0, axis=0)
+    scale = np.divide(1.0, root, out=np.zeros(n0), where=live)
+    chunk = max(1, min(CHUNK, CHUNK_FLOATS // bounder.box_floats))
+    deadline = None if time_limit is None else t0 + time_limit
     open_lo, open_hi = lo[None].copy(), hi[None].copy()
-    open_ub, open_split, vert = _bound_boxes(bounder, open_lo, open_hi)
+    open_ub, open_split, vert = _bound_boxes(bounder, open_lo, open_hi, scale, alpha_steps)
     fv = value(weights, vert, row, sign)
     if fv[0] > best:
         best_x, best = improve(vert[0], float(fv[0]))
@@ -160,9 +188,10 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
         hi1[idx, d] = mid
         lo2[idx, d] = mid
         new_lo, new_hi = np.concatenate([lo1, lo2]), np.concatenate([hi1, hi2])
-        nub, nsplit, nvert = _bound_boxes(bounder, new_lo, new_hi)
+        nub, nsplit, nvert = _bound_boxes(bounder, new_lo, new_hi, scale, alpha_steps, best + tol, chunk, deadline)
         # a half's box lies in its parent's, so the parent's bound holds on it too (CROWN's own
-        # bound of a sub-box can be looser: its lower ReLU lines are chosen by a heuristic)
+        # bound of a sub-box can be looser: its lower ReLU lines are chosen by a heuristic; a
+        # half left unbounded at the deadline has only its parent's)
         nub = np.minimum(nub, np.tile(open_ub[part], 2))
         boxes += len(nub)
         top = np.argpartition(-nub, CANDIDATES - 1)[:CANDIDATES] if len(nub) > CANDIDATES else slice(None)
@@ -180,4 +209,4 @@ def maximize_output(weights, lo: np.ndarray, hi: np.ndarray, row: int = 0, sign:
     return BabResult(status, best_x, best, bound, time.perf_counter() - t0, stats, message)
 
 
-__all__ = ["NAME", "SOLVER", "BabResult", "maximize_output"]
+__all__ = ["ALPHA_STEPS", "NAME", "SOLVER", "BabResult", "maximize_output"]

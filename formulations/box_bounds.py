@@ -14,7 +14,11 @@ For boxes ``[lo_k, hi_k]`` (rows of ``(K, n_0)`` arrays) and a ReLU network
    on the previous layer's bounds;
 3. for the chosen output row ``r`` (sign ``+1`` to bound ``max``, ``-1`` for ``min``), the same
    back-substitution gives ``sign * z_L[r] <= lam_k . x + c_k`` on box ``k``, once with CROWN's
-   lower slopes and once with slope 0 on every unstable unit; the box keeps the smaller bound.
+   lower slopes and once with slope 0 on every unstable unit; the box keeps the smaller bound;
+4. optionally (``alpha_steps``), the lower slopes ``a_j in [0, 1]`` of the unstable units in that
+   output bound are optimised per box by projected gradient steps (alpha-CROWN with the hidden
+   layers' bounds fixed): ``a z <= relu(z)`` holds on ``[L, U]`` for every such ``a``, so every
+   iterate is a valid bound and the box keeps the smallest.
 
 Every line is valid on its box, so every bound is (up to floating-point rounding, which
 :data:`ROUND_SLACK` covers) a true bound; for a box on which every unit is stable the bound is
@@ -104,6 +108,10 @@ class BoxBounder:
             Mn = (Wneg.T[:, :, None] * Wp[:, None, :]).reshape(W.shape[1], -1)
             self.first.append((Wpos.T.copy(), Wneg.T.copy(), Mp, Mn, Mp + Mn, (Wpos * bp).T.copy(), (Wneg * bp).T.copy()))
         self.last = (sign * self.weights[0][0][row:row + 1], sign * self.weights[0][1][row:row + 1])
+        # the largest temporary per box, in floats: a layer's (rows, width) line coefficients
+        widths = [W.shape[1] for W, _ in self.weights]
+        self.box_floats = max([1, *widths] + [W.shape[0] * max(widths[:k] if f is not None else widths[:k + 1])
+                                             for k, ((W, _), f) in enumerate(zip(self.heads, self.first), start=1)])
 
     def _first_step(self, k: int, lines, K: int) -> list:
         """:func:`backsubstitute`'s first step (through layer ``k-1``'s ReLUs) from layer ``k``'s
@@ -117,55 +125,89 @@ class BoxBounder:
         return [((common + gap @ Mp).reshape(shape), b + tu @ Wpos_t + su @ Bp + sl @ Bn),
                 ((common + gap @ Mn).reshape(shape), b + tu @ Wneg_t + sl @ Bp + su @ Bn)]
 
-    def _output_line(self, relax: list, slopes: list, mid: np.ndarray, rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _output_line(self, relax: list, slopes: list, mid: np.ndarray, rad: np.ndarray, grad: bool = False) -> tuple:
         """The output row's upper bound and input coefficients with lower ReLU slopes ``slopes``
-        (one ``(K, n_j)`` array per layer; one row, so every step is a plain matrix product)."""
+        (one ``(K, n_j)`` array per layer; one row, so every step is a plain matrix product);
+        with ``grad``, also the bound's gradient in the slopes (reverse mode by hand: the bound
+        is piecewise linear in them; entries of stable units are meaningless)."""
         W, b = self.heads[-1]
         lam, c = np.broadcast_to(W[0], (mid.shape[0], W.shape[1])), np.full(mid.shape[0], b[0])
+        signs = []
         for j in range(len(relax) - 1, -1, -1):
             _, su, tu = relax[j]
             pos, neg = np.maximum(lam, 0.0), np.minimum(lam, 0.0)
+            if grad:
+                signs.append((lam > 0, neg))
             g = pos * su + neg * slopes[j]
             Wj, bj = self.weights[j]
             c = c + np.einsum("kj,kj->k", pos, tu) + g @ bj
             lam = g @ Wj
-        return c + np.einsum("ki,ki->k", lam, mid) + np.einsum("ki,ki->k", np.abs(lam), rad), lam
+        ub = c + np.einsum("ki,ki->k", lam, mid) + np.einsum("ki,ki->k", np.abs(lam), rad)
+        if not grad:
+            return ub, lam
+        G, grads = mid + np.sign(lam) * rad, [None] * len(relax)
+        for j in range(len(relax)):         # back from the input: d ub / d g_j, then d / d lam
+            _, su, tu = relax[j]
+            Wj, bj = self.weights[j]
+            dg = G @ Wj.T + bj
+            up, neg = signs[len(relax) - 1 - j]
+            grads[j] = dg * neg
+            G = np.where(up, dg * su + tu, dg * slopes[j])
+        return ub, lam, grads
 
-    def _output_bound(self, relax: list, mid: np.ndarray, rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def optimise_slopes(self, relax: list, start: list, mid: np.ndarray, rad: np.ndarray, ub: np.ndarray,
+                        lam: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        r"""Tighten the output bound by optimising the lower ReLU slopes ``a in [0, 1]`` of the
+        unstable units (alpha-CROWN's idea with the hidden layers' bounds fixed): ``steps``
+        projected Adam steps on the bound, from the slopes ``start``.  Every slope vector in
+        ``[0, 1]`` gives a valid lower line ``a z <= relu(z)``, so every iterate's bound is valid
+        and each box keeps the smallest seen (with its input coefficients)."""
+        free = [sl != su for sl, su, _ in relax]
+        a = [x.copy() for x in start]
+        m = [np.zeros_like(x) for x in a]
+        v = [np.zeros_like(x) for x in a]
+        for t in range(1, steps + 1):
+            u, l, grads = self._output_line(relax, a, mid, rad, grad=True)
+            better = u < ub
+            ub, lam = np.where(better, u, ub), np.where(better[:, None], l, lam)
+            lr = 0.5 * (1.0 - (t - 1) / steps) + 0.05      # linear decay: big moves first
+            for j, gj in enumerate(grads):
+                gj = np.where(free[j], gj, 0.0)
+                m[j] = 0.9 * m[j] + 0.1 * gj
+                v[j] = 0.999 * v[j] + 0.001 * gj * gj
+                step = (m[j] / (1 - 0.9 ** t)) / (np.sqrt(v[j] / (1 - 0.999 ** t)) + 1e-12)
+                a[j] = np.where(free[j], np.clip(a[j] - lr * step, 0.0, 1.0), a[j])
+        u, l = self._output_line(relax, a, mid, rad)
+        better = u < ub
+        return np.where(better, u, ub), np.where(better[:, None], l, lam)
+
+    def _output_bound(self, relax: list, mid: np.ndarray, rad: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
         """The smaller of two output bounds per box, and its input coefficients: CROWN's lower
         slopes, and slope 0 on every unstable unit (``relu(z) >= 0``: a unit under a negative
         coefficient then adds nothing instead of a line through its pre-activation bounds).
-        Both are valid, so their minimum is.  The coefficients of the smaller one steer the
-        branching (measured: half the boxes of CROWN's alone on 10-50-50-1)."""
+        Both are valid, so their minimum is.  Also returns, per box, the slopes of the smaller
+        one (the start of :meth:`optimise_slopes`)."""
         crown = [sl for sl, _, _ in relax]
+        zero = [np.where(sl != su, 0.0, sl) for sl, su, _ in relax]
         ub, lam = self._output_line(relax, crown, mid, rad)
-        ub0, lam0 = self._output_line(relax, [np.where(sl != su, 0.0, sl) for sl, su, _ in relax], mid, rad)
+        ub0, lam0 = self._output_line(relax, zero, mid, rad)
         better = ub0 < ub
-        return np.where(better, ub0, ub), np.where(better[:, None], lam0, lam)
+        start = [np.where(better[:, None], z, c) for z, c in zip(zero, crown)]
+        return np.where(better, ub0, ub), np.where(better[:, None], lam0, lam), start
 
-    def __call__(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(ub, lam, vertex)`` for the boxes ``[lo_k, hi_k]`` (as :func:`output_upper_bounds`)."""
-        lo = np.atleast_2d(np.asarray(lo, dtype=float))
-        hi = np.atleast_2d(np.asarray(hi, dtype=float))
+    def _relaxation(self, lo: np.ndarray, hi: np.ndarray, mid: np.ndarray,
+                    rad: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
+        """The ReLU lines of every hidden layer over each box, and the last hidden layer's bounds."""
         K = lo.shape[0]
-        mid, rad = 0.5 * (lo + hi), 0.5 * (hi - lo)
         W1, b1 = self.weights[0]
         n_layers = len(self.weights)
-        if n_layers == 1:       # one affine layer: the exact maximum over each box
-            W, b = self.last
-            lam = np.broadcast_to(W, (K, W.shape[1])).copy()
-            ub = b[0] + mid @ W[0] + rad @ np.abs(W[0])
-            return ub + ROUND_SLACK * (1.0 + np.abs(ub)), lam, np.where(lam > 0, hi, lo)
         bounds = [affine_range(W1, b1, lo, hi)]
         relax: list = []
         for k in range(1, n_layers):
             L, U = bounds[-1]
             relax.append(relu_lines(L, U))
             if k == n_layers - 1:
-                ub, lam = self._output_bound(relax, mid, rad)
-                iU = affine_range(*self.heads[-1], np.maximum(L, 0.0), np.maximum(U, 0.0))[1][:, 0]
-                ub = np.minimum(ub, iU)
-                return ub + ROUND_SLACK * (1.0 + np.abs(ub)), lam, np.where(lam > 0, hi, lo)
+                return relax, L, U
             W, b = self.heads[k - 1]
             if self.first[k - 1] is not None:
                 steps = [backsubstitute(self.weights, lam, c, relax[:-1], upper)
@@ -179,6 +221,30 @@ class BoxBounder:
             iL, iU = affine_range(W, b, np.maximum(L, 0.0), np.maximum(U, 0.0))
             bounds.append((np.maximum(low, iL), np.minimum(up, iU)))
         raise AssertionError("unreachable")
+
+    def __call__(self, lo: np.ndarray, hi: np.ndarray, alpha_steps: int = 0,
+                 above: float = -np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ub, lam, vertex)`` for the boxes ``[lo_k, hi_k]`` (as :func:`output_upper_bounds`);
+        with ``alpha_steps > 0`` the boxes whose CROWN bound is above ``above`` are bounded again
+        with optimised output slopes (:meth:`optimise_slopes`)."""
+        lo = np.atleast_2d(np.asarray(lo, dtype=float))
+        hi = np.atleast_2d(np.asarray(hi, dtype=float))
+        K = lo.shape[0]
+        mid, rad = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        if len(self.weights) == 1:       # one affine layer: the exact maximum over each box
+            W, b = self.last
+            lam = np.broadcast_to(W, (K, W.shape[1])).copy()
+            ub = b[0] + mid @ W[0] + rad @ np.abs(W[0])
+            return ub + ROUND_SLACK * (1.0 + np.abs(ub)), lam, np.where(lam > 0, hi, lo)
+        relax, L, U = self._relaxation(lo, hi, mid, rad)
+        ub, lam, start = self._output_bound(relax, mid, rad)
+        ub = np.minimum(ub, affine_range(*self.heads[-1], np.maximum(L, 0.0), np.maximum(U, 0.0))[1][:, 0])
+        if alpha_steps > 0:
+            i = np.flatnonzero(ub + ROUND_SLACK * (1.0 + np.abs(ub)) > above)   # as the search prunes
+            if len(i):
+                ub[i], lam[i] = self.optimise_slopes([tuple(x[i] for x in r) for r in relax], [x[i] for x in start],
+                                                     mid[i], rad[i], ub[i], lam[i], alpha_steps)
+        return ub + ROUND_SLACK * (1.0 + np.abs(ub)), lam, np.where(lam > 0, hi, lo)
 
 
 def output_upper_bounds(weights: Sequence[tuple[np.ndarray, np.ndarray]], lo: np.ndarray, hi: np.ndarray,

@@ -476,6 +476,8 @@ API_CASES = [
     ("bab-samples-negative", _opt(backend="input-bab", samples=-5), InputError, ("samples",)),
     ("bab-batch-fraction", _opt(backend="input-bab", batch=1.5), InputError, ("batch",)),
     ("bab-local-search-text", _opt(backend="input-bab", local_search="no"), InputError, ("local_search",)),
+    ("bab-alpha-steps-negative", _opt(backend="input-bab", alpha_steps=-1), InputError, ("alpha_steps",)),
+    ("bab-alpha-steps-text", _opt(backend="input-bab", alpha_steps="ten"), InputError, ("alpha_steps",)),
     ("invert-target-shape", _invert(target=np.ones(3)), InputError, ("target",)),
     ("invert-target-nan", _invert(target=np.array([np.nan])), InputError, ("NaN",)),
     ("invert-norm-unknown", _invert(norm="l3"), UnknownNameError, ("l3",)),

@@ -11,7 +11,7 @@ import numpy as np
 from unrectify.backends import get_backend, refuse_foreign_options, refuse_unknown_options
 from unrectify.formulations.certificate import VIOLATION_TOL, gate
 from unrectify.formulations.encodings import Encoding
-from unrectify.formulations.errors import InputError
+from unrectify.formulations.errors import InputError, UnknownNameError
 from unrectify.formulations.fixed_weight import (FixedNetwork, FixedWeightModel, build_inversion_model,
                                                  build_output_bound_model)
 
@@ -149,13 +149,24 @@ def optimize_output(net: FixedNetwork, output_index: int | Sequence[int] = 0, se
     (:func:`tighten_bounds`, LP-based, solver time counted in ``build_seconds``) or an explicit
     list ``[(L_1, U_1), ...]``;
     ``guard`` runs the solver under a forked wall-clock guard; a sequence of output indices
-    gives one independent row each.  ``backend="input-bab"`` solves it without a model or MIP
-    solver, by input-space branch and bound with CROWN bounds per box
+    gives one independent row each.  ``backend="auto"`` takes the input-space branch and bound
+    for one output of a network with at most :data:`AUTO_BAB_MAX_INPUTS` inputs when encoding,
+    domain and bounds are at their defaults, only its options are given and ``gap`` is at least
+    :data:`AUTO_BAB_MIN_GAP` (``extra["route"]`` says so), else the MILP model's backend.  ``backend="input-bab"`` solves it without a model or MIP
+    solver, by input-space branch and bound with CROWN (and optimised-slope) bounds per box
     (:mod:`unrectify.backends.input_bab`; one output index; options ``gap``, ``absgap``, ``batch``,
-    ``samples``, ``max_open``, ``seed``; ``encoding``, ``domain`` and ``bounds`` do not apply).  See
+    ``samples``, ``max_open``, ``seed``, ``local_search``, ``alpha_steps``; ``encoding``, ``domain``
+    and ``bounds`` do not apply).  See
     :func:`unrectify.formulations.fixed_weight.build_output_bound_model` for the mathematics.
     """
     refuse_unknown_options(backend_options, also=INPUT_BAB_OPTIONS)
+    reason = _auto_bab_reason(net, output_index, encoding, domain, bounds, backend, backend_options)
+    if reason:
+        sol = _optimize_by_input_bab(net, output_index, sense, time_limit, **backend_options)
+        sol.extra["route"] = (f"auto: {reason}: routed to {INPUT_BAB}, an exact route (certified if the bound "
+                              f"closes within the time limit); result: {sol.status}, "
+                              f"{'certified' if sol.certified_optimal else 'not certified'}")
+        return sol
     if backend == INPUT_BAB:
         given = [f"{k}={v!r}" for k, v, default in (("encoding", encoding, "bigm"), ("domain", domain, "binary"),
                                                      ("bounds", bounds, "interval"))
@@ -169,21 +180,48 @@ def optimize_output(net: FixedNetwork, output_index: int | Sequence[int] = 0, se
     return solve_fixed(fm, backend, time_limit, guard, time.perf_counter() - t0, **backend_options)
 
 
+#: ``auto`` solves one output by input-space branch and bound up to this many inputs (measured:
+#: it certifies every 10-input network of docs/fixed_weight.md, where no MILP route does in 60 s)
+AUTO_BAB_MAX_INPUTS = 10
+#: ... and a relative gap of at least this (each box bound carries a 1e-10 relative rounding slack)
+AUTO_BAB_MIN_GAP = 1e-9
+
+
+def _auto_bab_reason(net, output_index, encoding, domain, bounds, backend: str, options: dict) -> str:
+    """Why ``auto`` takes the input-space branch and bound (``""``: it does not): one output index,
+    at most :data:`AUTO_BAB_MAX_INPUTS` inputs, the model arguments at their defaults (a
+    non-default encoding, domain or bounds asks for a model) and only options it takes."""
+    if not (isinstance(backend, str) and backend == "auto") or not isinstance(net, FixedNetwork):
+        return ""
+    if isinstance(output_index, bool) or not isinstance(output_index, (int, np.integer)):
+        return ""
+    if not all(isinstance(v, str) and v == d for v, d in ((encoding, "bigm"), (domain, "binary"), (bounds, "interval"))):
+        return ""
+    if any(k not in INPUT_BAB_OPTIONS for k in options) or len(net.weights) < 2:
+        return ""
+    from unrectify.backends.scip import DEFAULT_GAP
+    gap = options.get("gap", DEFAULT_GAP)
+    if isinstance(gap, bool) or not isinstance(gap, (int, float, np.floating, np.integer)) or not gap >= AUTO_BAB_MIN_GAP:
+        return ""       # a gap below float rounding asks for the MILP (the search keeps a rounding slack)
+    n0 = net.weights[0][0].shape[1]
+    return f"one output of a network with {n0} inputs (<= {AUTO_BAB_MAX_INPUTS})" if n0 <= AUTO_BAB_MAX_INPUTS else ""
+
+
 #: options of the input-space branch and bound (:func:`unrectify.backends.input_bab.maximize_output`)
-INPUT_BAB_OPTIONS = ("gap", "absgap", "batch", "samples", "max_open", "seed", "local_search")
+INPUT_BAB_OPTIONS = ("gap", "absgap", "batch", "samples", "max_open", "seed", "local_search", "alpha_steps")
 
 
 def _optimize_by_input_bab(net: FixedNetwork, output_index, sense: str, time_limit: float | None,
                            **options: Any) -> FixedSolution:
     """``optimize_output`` by input-space branch and bound: no model, no MIP solver; the bound
     is CROWN's over the open boxes, the answer a forward pass at an input in the box."""
-    from unrectify.backends.input_bab import SOLVER, maximize_output
+    from unrectify.backends.input_bab import ALPHA_STEPS, SOLVER, maximize_output
     from unrectify.formulations.validation import positive_number
 
     if not isinstance(net, FixedNetwork):
         raise InputError(f"expected a FixedNetwork, got {type(net).__name__}")
     if sense not in ("max", "min"):
-        raise InputError(f"unknown sense {sense!r}; choose max or min")
+        raise UnknownNameError(f"unknown sense {sense!r}; choose max or min")
     if isinstance(output_index, bool) or not isinstance(output_index, (int, np.integer)):
         raise InputError(f"backend {INPUT_BAB!r} optimises one output: output_index must be one integer, "
                          f"got {output_index!r}")
@@ -204,7 +242,9 @@ def _optimize_by_input_bab(net: FixedNetwork, output_index, sense: str, time_lim
     viol = float(max(np.max(net.input_lo - x, initial=0.0), np.max(x - net.input_hi, initial=0.0)))
     agrees = _close(fobj, sign * res.value)
     status, certified = gate(res.status, True, viol <= VIOLATION_TOL and agrees)
-    extra = {"route": f"{INPUT_BAB}: {SOLVER}", "bab": res.stats, "bounds": "crown (per box)"}
+    steps = options.get("alpha_steps", ALPHA_STEPS)
+    extra = {"route": f"{INPUT_BAB}: {SOLVER}", "bab": res.stats,
+             "bounds": f"crown (per box), {steps} optimised-slope steps" if steps else "crown (per box)"}
     return FixedSolution(
         status=status, objective=fobj, bound=sign * res.bound, input=x, output=fwd,
         forward_output=fwd, forward_objective=fobj, row_objectives=np.array([fobj]), max_violation=viol,
