@@ -159,28 +159,38 @@ def test_precomputed_first_step_equals_the_general_path(hidden, n0, seed, sign):
     np.testing.assert_allclose(lf, lg, rtol=1e-12, atol=1e-12)
 
 
+def _boxes(k, n0, seed, spread, widths):
+    """``k`` random boxes: lower corners in ``[0, spread]^n0``, side lengths in ``widths``."""
+    rng = np.random.default_rng(seed)
+    lo = rng.random((k, n0)) * spread
+    return lo, lo + rng.uniform(*widths, (k, n0))
+
+
+def _relax(bounder, w, lo, hi):
+    """The hidden layers' ReLU lines of a two-hidden-layer network, as the bounder computes them."""
+    from unrectify.formulations.box_bounds import affine_range, relu_lines
+    L1, U1 = affine_range(*w[0], lo, hi)
+    r1 = relu_lines(L1, U1)
+    (lu, cu), (ll, cl) = bounder._first_step(1, r1, len(lo))
+    mid, rad = (lo + hi) / 2, (hi - lo) / 2
+    iL, iU = affine_range(*w[1], np.maximum(L1, 0), np.maximum(U1, 0))
+    up = np.minimum(cu + np.einsum("kri,ki->kr", lu, mid) + np.einsum("kri,ki->kr", np.abs(lu), rad), iU)
+    low = np.maximum(cl + np.einsum("kri,ki->kr", ll, mid) - np.einsum("kri,ki->kr", np.abs(ll), rad), iL)
+    return [r1, relu_lines(low, up)], mid, rad, low, up
+
+
 def test_output_bound_takes_the_smaller_of_the_two_slope_choices():
     """Each box's bound is the minimum of the CROWN-slope and the zero-slope bound, and neither
     choice is better everywhere (so the minimum tightens boxes of both kinds)."""
-    from unrectify.formulations.box_bounds import BoxBounder, relu_lines
+    from unrectify.formulations.box_bounds import BoxBounder
     w = he((6, 20, 20, 1), 5)
-    rng = np.random.default_rng(0)
-    lo = rng.random((400, 6)) * 0.7
-    hi = lo + rng.uniform(0.05, 0.3, (400, 6))
+    lo, hi = _boxes(400, 6, 0, 0.7, (0.05, 0.3))
     bounder = BoxBounder(w)
     ub, _, _ = bounder(lo, hi)
     # the same bound by hand: layer-1 lines by interval arithmetic, layer-2 lines from the bounder's
     # own intermediate step, then both slope choices
     from unrectify.formulations.box_bounds import affine_range
-    L1, U1 = affine_range(*w[0], lo, hi)
-    r1 = relu_lines(L1, U1)
-    (lu, cu), (ll, cl) = bounder._first_step(1, r1, len(lo))
-    mid, rad = (lo + hi) / 2, (hi - lo) / 2
-    up = np.minimum(cu + np.einsum("kri,ki->kr", lu, mid) + np.einsum("kri,ki->kr", np.abs(lu), rad),
-                    affine_range(*w[1], np.maximum(L1, 0), np.maximum(U1, 0))[1])
-    low = np.maximum(cl + np.einsum("kri,ki->kr", ll, mid) - np.einsum("kri,ki->kr", np.abs(ll), rad),
-                     affine_range(*w[1], np.maximum(L1, 0), np.maximum(U1, 0))[0])
-    relax = [r1, relu_lines(low, up)]
+    relax, mid, rad, low, up = _relax(bounder, w, lo, hi)
     crown, _ = bounder._output_line(relax, [r[0] for r in relax], mid, rad)
     zero, _ = bounder._output_line(relax, [np.where(sl != su, 0.0, sl) for sl, su, _ in relax], mid, rad)
     expect = np.minimum(np.minimum(crown, zero), affine_range(*w[2], np.maximum(low, 0), np.maximum(up, 0))[1][:, 0])
@@ -230,19 +240,6 @@ def test_input_bab_certifies_the_benchmark_10_50_50_1_network(seed):
     assert res.bound >= _sampled_max(w, 10)
 
 
-def _relax(bounder, w, lo, hi):
-    """The hidden layers' ReLU lines of a two-hidden-layer network, as the bounder computes them."""
-    from unrectify.formulations.box_bounds import affine_range, relu_lines
-    L1, U1 = affine_range(*w[0], lo, hi)
-    r1 = relu_lines(L1, U1)
-    (lu, cu), (ll, cl) = bounder._first_step(1, r1, len(lo))
-    mid, rad = (lo + hi) / 2, (hi - lo) / 2
-    iL, iU = affine_range(*w[1], np.maximum(L1, 0), np.maximum(U1, 0))
-    up = np.minimum(cu + np.einsum("kri,ki->kr", lu, mid) + np.einsum("kri,ki->kr", np.abs(lu), rad), iU)
-    low = np.maximum(cl + np.einsum("kri,ki->kr", ll, mid) - np.einsum("kri,ki->kr", np.abs(ll), rad), iL)
-    return [r1, relu_lines(low, up)], mid, rad
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_slope_gradient_matches_finite_differences(seed):
     from unrectify.formulations.box_bounds import BoxBounder
@@ -251,7 +248,7 @@ def test_slope_gradient_matches_finite_differences(seed):
     lo = rng.random((30, 5)) * 0.6
     hi = lo + rng.uniform(0.1, 0.4, (30, 5))
     bounder = BoxBounder(w)
-    relax, mid, rad = _relax(bounder, w, lo, hi)
+    relax, mid, rad, _, _ = _relax(bounder, w, lo, hi)
     a = [np.where(sl != su, rng.random(sl.shape), sl) for sl, su, _ in relax]
     ub, _, grads = bounder._output_line(relax, a, mid, rad, grad=True)
     np.testing.assert_array_equal(ub, bounder._output_line(relax, a, mid, rad)[0])
@@ -289,9 +286,7 @@ def test_optimised_slopes_give_valid_bounds_no_looser_than_crown(hidden, n0, see
 def test_optimised_slopes_tighten_bounds_where_units_are_unstable():
     from unrectify.formulations.box_bounds import BoxBounder
     w = he((6, 20, 20, 1), 3)
-    rng = np.random.default_rng(1)
-    lo = rng.random((200, 6)) * 0.6
-    hi = lo + rng.uniform(0.1, 0.4, (200, 6))
+    lo, hi = _boxes(200, 6, 1, 0.6, (0.1, 0.4))
     bounder = BoxBounder(w)
     ub, _, _ = bounder(lo, hi)
     ubo, _, _ = bounder(lo, hi, alpha_steps=20)
