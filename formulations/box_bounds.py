@@ -181,19 +181,18 @@ class BoxBounder:
         better = u < ub
         return np.where(better, u, ub), np.where(better[:, None], l, lam)
 
-    def _output_bound(self, relax: list, mid: np.ndarray, rad: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+    def _output_bound(self, relax: list, mid: np.ndarray, rad: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The smaller of two output bounds per box, and its input coefficients: CROWN's lower
         slopes, and slope 0 on every unstable unit (``relu(z) >= 0``: a unit under a negative
         coefficient then adds nothing instead of a line through its pre-activation bounds).
-        Both are valid, so their minimum is.  Also returns, per box, the slopes of the smaller
-        one (the start of :meth:`optimise_slopes`)."""
+        Both are valid, so their minimum is.  Also returns, per box, whether the zero slopes
+        gave it (where :meth:`optimise_slopes` starts)."""
         crown = [sl for sl, _, _ in relax]
         zero = [np.where(sl != su, 0.0, sl) for sl, su, _ in relax]
         ub, lam = self._output_line(relax, crown, mid, rad)
         ub0, lam0 = self._output_line(relax, zero, mid, rad)
         better = ub0 < ub
-        start = [np.where(better[:, None], z, c) for z, c in zip(zero, crown)]
-        return np.where(better, ub0, ub), np.where(better[:, None], lam0, lam), start
+        return np.where(better, ub0, ub), np.where(better[:, None], lam0, lam), better
 
     def _relaxation(self, lo: np.ndarray, hi: np.ndarray, mid: np.ndarray,
                     rad: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
@@ -237,13 +236,14 @@ class BoxBounder:
             ub = b[0] + mid @ W[0] + rad @ np.abs(W[0])
             return ub + ROUND_SLACK * (1.0 + np.abs(ub)), lam, np.where(lam > 0, hi, lo)
         relax, L, U = self._relaxation(lo, hi, mid, rad)
-        ub, lam, start = self._output_bound(relax, mid, rad)
+        ub, lam, zero_better = self._output_bound(relax, mid, rad)
         ub = np.minimum(ub, affine_range(*self.heads[-1], np.maximum(L, 0.0), np.maximum(U, 0.0))[1][:, 0])
         if alpha_steps > 0:
             i = np.flatnonzero(ub + ROUND_SLACK * (1.0 + np.abs(ub)) > above)   # as the search prunes
             if len(i):
-                ub[i], lam[i] = self.optimise_slopes([tuple(x[i] for x in r) for r in relax], [x[i] for x in start],
-                                                     mid[i], rad[i], ub[i], lam[i], alpha_steps)
+                sub = [tuple(x[i] for x in r) for r in relax]
+                start = [np.where(zero_better[i, None] & (sl != su), 0.0, sl) for sl, su, _ in sub]
+                ub[i], lam[i] = self.optimise_slopes(sub, start, mid[i], rad[i], ub[i], lam[i], alpha_steps)
         return ub + ROUND_SLACK * (1.0 + np.abs(ub)), lam, np.where(lam > 0, hi, lo)
 
 
