@@ -480,7 +480,8 @@ def _details(decoder: Any) -> dict[str, Any]:
             out[key.rstrip("_")] = getattr(decoder, key)
     info = getattr(decoder, "train_info_", None)
     if isinstance(info, dict):
-        out.update({k: info[k] for k in ("epochs", "steps", "seconds") if k in info})
+        out.update({k: info[k] for k in ("epochs", "steps", "seconds", "best_epoch", "best_validation")
+                    if k in info})
     return out
 
 

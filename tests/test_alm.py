@@ -208,6 +208,9 @@ def test_callback_stops_and_time_limit():
     seen = []
     res = solve_alm(p, restarts=3, callback=lambda info: seen.append(info) or len(seen) >= 2)
     assert res.stop_reason == "callback" and len(seen) == 2 and len(res.restarts) == 1
+    # the callback sees the iterate's weights (the history does not keep them)
+    assert [W.shape for W, _ in seen[0]["weights"]] == [(n_out, n_in) for n_in, n_out in zip(p.widths, p.widths[1:])]
+    assert all("weights" not in h for h in res.history)
     assert {"loss", "viol", "pgrad", "mu", "seconds"} <= set(seen[0])
     res = solve_alm(p, restarts=50, time_limit=0.5, polish=False)
     assert res.seconds < 5 and len(res.restarts) < 50

@@ -138,6 +138,39 @@ def test_residual_alm_variants_train_and_are_named_apart(digits) -> None:
         get_decoder("res-alm", Phi, schedule="linear")
 
 
+@pytest.mark.parametrize("name", ["res-adam", "res-alm", "res-alm+lbfgs"])
+def test_residual_training_stops_early_on_the_decoders_held_out_pairs(digits, name: str) -> None:
+    """Each twin returns the residual weights with the lowest MSE on the decoder's own held-out
+    pairs (the pairs it was not trained on); without early stopping, its last weights."""
+    from unrectify.cs.decoders.mlp import mlp_forward, validation_split
+
+    if name == "res-adam":
+        pytest.importorskip("torch")
+    Phi, Y, S, _, _ = digits
+    opts = {"hidden": (32,), "seed": 3, **({"epochs": 40} if name == "res-adam" else {"time_limit": 3.0})}
+    dec = get_decoder(name, Phi, **opts).fit(Y, S)
+    _, _, Yv, Sv = validation_split(Y, S, dec.validation, dec.seed)
+    Rv = Sv - dec.linear_estimate(Yv)
+    held_out = float(np.mean((mlp_forward(dec.weights_, Yv) - Rv) ** 2))
+    info = dec.train_info_
+    history = [v for *_, v in info["validation_history"]] if name != "res-adam" else info["validation_history"]
+    assert len(history) >= 2
+    if name == "res-adam":
+        assert len(history) == info["epochs"] and info["best_epoch"] == int(np.argmin(history)) + 1
+        np.testing.assert_allclose(held_out, min(history), rtol=1e-4)      # float32 training, float64 check
+    else:   # the lowest checked iterate, or the final weights when they are lower still
+        assert info["best_validation"] is not None
+        assert held_out <= min(history) * (1 + 1e-4)
+        if info["best_validation"][0] != "final":
+            np.testing.assert_allclose(held_out, min(history), rtol=1e-4)
+    last = get_decoder(name, Phi, early_stopping=False, **opts).fit(Y, S)
+    assert last.train_info_["validation_history"] == [] and last.train_info_.get("best_epoch") is None
+    last_held_out = float(np.mean((mlp_forward(last.weights_, Yv) - Rv) ** 2))
+    assert held_out <= last_held_out * (1 + 1e-4)
+    with pytest.raises(CSInputError, match="early_stopping"):
+        get_decoder(name, Phi, early_stopping="yes")
+
+
 # ---------------------------------------------------------------- block CS
 def test_blocks_round_trip_and_exact_block_cs() -> None:
     img = np.random.default_rng(0).random((70, 40))

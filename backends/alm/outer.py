@@ -13,8 +13,9 @@ Outer iteration k, with penalty ``mu``, feasibility target ``eta`` and inner tar
 With ``polish`` the loop also stops (reason ``"polish"``) once ``||C||_inf <= polish_at``; the
 caller then refines the weights (:mod:`unrectify.backends.alm.polish`).
 
-Every outer iteration appends a history record and calls ``callback(record)``; a callback
-returning True stops the run (reason ``"callback"``).
+Every outer iteration appends a history record and calls ``callback(record)`` with the record
+plus ``"weights"`` (the iterate's weights, live arrays: copy what is kept); a callback returning
+True stops the run (reason ``"callback"``).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def outer_loop(ctx: Context, st: State, problem: TrainingProblem, opts: ALMOptio
         if opts.polish and m.viol <= opts.polish_at:
             reason = "polish"
             break
-        if callback is not None and callback(dict(rec)):
+        if callback is not None and callback({**rec, "weights": st.weights}):
             reason = "callback"
             break
         if deadline is not None and time.perf_counter() >= deadline:

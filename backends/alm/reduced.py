@@ -536,7 +536,7 @@ def reduced_alm(problem: TrainingProblem, weights: Weights, opts: Any, *, deadli
         if not (math.isfinite(m["objective"]) and math.isfinite(m["viol"])):
             reason = "nonfinite"
             break
-        if callback is not None and callback(dict(rec)):
+        if callback is not None and callback({**rec, "weights": list(zip(run.W, run.b))}):
             reason = "callback"
             break
         if stop or (deadline is not None and time.perf_counter() >= deadline):

@@ -65,8 +65,9 @@ def solve_alm(
     ``time_limit`` (seconds) bounds the whole call; ``tol`` is the feasibility tolerance on
     ``||C||_inf`` (``stat_tol``, default 1e-6, the stationarity one).  ``dtype`` ``"float32"``
     halves memory and doubles GEMM speed (weights and the small Gram solves stay float64).
-    ``callback(record)`` is called after every outer iteration with the history record; True
-    stops.  ``polish_callback(iteration, weights, loss)`` is called after every iteration of the
+    ``callback(record)`` is called after every outer iteration with the history record plus
+    ``"weights"``, the iterate's weights (live arrays, in the working dtype: copy what is kept;
+    e.g. early stopping on validation data, as the CS decoders do); True stops.  ``polish_callback(iteration, weights, loss)`` is called after every iteration of the
     polish (SLSQP / L-BFGS-B on the forward-pass loss) with a copy of the weights; True ends the
     polish there (e.g. early stopping on validation data, as the ALM CS decoder does).
     ``progress`` shows a tqdm bar.  ``threads`` limits BLAS threads for the call (None:

@@ -4,8 +4,9 @@ Training (:func:`train_mlp_adam`, shared with the residual decoders) is float32 
 seeded (``torch.manual_seed`` and a seeded shuffling generator), minibatch Adam for at most
 ``epochs`` epochs and at most ``time_limit`` seconds, the learning rate following a cosine
 decay over whichever budget is reached first (``schedule="cosine"``) or constant. With
-``validation`` > 0 (off by default; the same seeded split as the ALM decoder) that fraction of
-the pairs is held out and the weights of the epoch with the lowest validation MSE are returned.
+``validation`` > 0 (the decoder's default 0.1; the same seeded split as the ALM decoder) that
+fraction of the pairs is held out (not trained on) and the weights of the epoch with the lowest
+validation MSE are returned (early stopping; 0 trains on all pairs and returns the last epoch).
 Inputs are standardised per coordinate for training and the standardisation is folded into the
 first layer, so the returned weights act on raw inputs and reconstruction is the plain numpy
 :func:`~unrectify.cs.decoders.mlp.mlp_forward`. Training starts from :func:`~.mlp.twin_start` (torch's
@@ -75,20 +76,26 @@ def train_mlp_adam(
     epochs: int = 60, batch_size: int = 64,
     lr: float = 1e-3, weight_decay: float = 0.0, validation: float = 0.0, time_limit: float | None = None,
     schedule: str = "constant", zero_output: bool = False, seed: int = 0, progress: bool = False,
-    desc: str = "adam",
+    desc: str = "adam", validation_data: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Weights, dict[str, Any]]:
     """Train the ReLU MLP ``X -> T`` (widths ``[X.shape[1], *hidden, T.shape[1]]``) by Adam on the
     mean squared error ``(1/(N n)) sum ||f(x_i) - t_i||^2``. A ``validation`` fraction of the
-    pairs (whole ``groups`` when given, see :func:`.mlp.held_out_mask`) is held out.
+    pairs (whole ``groups`` when given, see :func:`.mlp.held_out_mask`) is held out, or
+    ``validation_data = (X_val, T_val)`` is given (then all of ``X, T`` is trained on); with
+    held-out pairs the weights of the epoch with the lowest validation MSE are returned.
 
     Returns weights acting on raw ``X`` and ``info`` with ``loss_history`` (training MSE per
-    epoch), ``validation_history``, ``epochs`` run, ``steps`` and ``seconds``.
+    epoch), ``validation_history``, ``best_epoch`` (1-based; None without held-out pairs),
+    ``epochs`` run, ``steps`` and ``seconds``.
     """
     torch = import_torch()
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
-    X, T, Xv, Tv = validation_split(X, T, validation, seed, groups)
+    if validation_data is None:
+        X, T, Xv, Tv = validation_split(X, T, validation, seed, groups)
+    else:
+        Xv, Tv = validation_data
     mu, sd = standardiser(X)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -108,7 +115,7 @@ def train_mlp_adam(
             layer.bias.copy_(torch.from_numpy(b.astype(np.float32)))
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     N = Xt.shape[0]
-    info: dict[str, Any] = {"loss_history": [], "validation_history": [], "steps": 0}
+    info: dict[str, Any] = {"loss_history": [], "validation_history": [], "steps": 0, "best_epoch": None}
     Xv_t = None if Xv is None else torch.from_numpy(((Xv - mu) / sd).astype(np.float32))
     Tv_t = None if Tv is None else torch.from_numpy(Tv.astype(np.float32))
     best_state, best_val = None, np.inf
@@ -145,7 +152,7 @@ def train_mlp_adam(
                 v = float(torch.mean((net(Xv_t) - Tv_t) ** 2))
             info["validation_history"].append(v)
             if v < best_val:
-                best_val = v
+                best_val, info["best_epoch"] = v, len(info["validation_history"])
                 best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
         if info["loss_history"]:
             bar.set_postfix(mse=f"{info['loss_history'][-1]:.4g}")
@@ -167,8 +174,8 @@ def train_mlp_adam(
 @register_decoder("adam")
 class AdamDecoder(MLPDecoder):
     """ReLU MLP trained by Adam. Options: ``hidden`` (default (256, 256)), ``epochs``,
-    ``batch_size``, ``lr``, ``weight_decay``, ``validation`` (0: train on all pairs and return
-    the last epoch; a fraction: keep the best epoch on held-out pairs), ``time_limit`` (seconds,
+    ``batch_size``, ``lr``, ``weight_decay``, ``validation`` (0.1: that fraction is held out and
+    the best epoch on it kept; 0: train on all pairs and return the last epoch), ``time_limit`` (seconds,
     None: epochs only), ``schedule`` (``constant`` | ``cosine``), ``seed``, ``progress`` (tqdm bar).
     Fitted: ``weights_``, ``loss_history_``, ``validation_history_``, ``train_info_``."""
 
@@ -177,7 +184,7 @@ class AdamDecoder(MLPDecoder):
 
     def __init__(
         self, Phi: np.ndarray, *, hidden: Sequence[int] = (256, 256), epochs: int = 60,
-        batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0, validation: float = 0.0,
+        batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0, validation: float = 0.1,
         time_limit: float | None = None, schedule: str = "constant", seed: int = 0,
         progress: bool = False, shape: Sequence[int] | None = None, clip: bool = True,
     ) -> None:

@@ -19,10 +19,11 @@ limit, a stall or convergence, so ``alm`` uses the same budget as its Adam twin.
 outer iterations, the default before the reduced method, stopped it after 3 passes over the
 data with the penalty still small.) This module only calls the solver's public entry point.
 
-Optional early stopping of the refinement (``validation`` > 0; off by default): that fraction of
-the training pairs (seeded) is held out; every ``check_every`` refinement iterations the
-validation MSE of the current weights is measured (``solve_alm(polish_callback=...)``), the best
-weights are kept and the refinement stops after ``patience`` checks without improvement.
+Early stopping (``validation`` > 0; 0.1 by default, 0 turns it off): that fraction of the
+training pairs (seeded) is held out (not trained on); the validation MSE is measured after every outer iteration of the
+ALM (``solve_alm(callback=...)``) and every ``check_every`` refinement iterations
+(``polish_callback``); the weights with the lowest one are returned, and the refinement stops
+after ``patience`` checks without a new lowest.
 Inputs are standardised per coordinate for training and the standardisation is folded into the
 first layer, so the returned weights act on raw inputs (reconstruction is the shared numpy
 :func:`~unrectify.cs.decoders.mlp.mlp_forward`).
@@ -74,39 +75,60 @@ def train_mlp_alm(
     check_every: int = 10,
     patience: int = 5, dtype: str = "float32", seed: int = 0, progress: bool = False,
     alm_options: dict[str, Any] | None = None, zero_output: bool = False,
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Weights, dict[str, Any]]:
     """Train the ReLU MLP ``X -> T`` by the ALM (then L-BFGS-B when ``polish``) on the MSE.
-    A ``validation`` fraction of the pairs (whole ``groups`` when given) is held out.
+    A ``validation`` fraction of the pairs (whole ``groups`` when given) is held out, or
+    ``validation_data = (X_val, T_val)`` is given (then all of ``X, T`` is trained on).
+
+    With held-out pairs the validation MSE is measured after every outer iteration of the ALM
+    and every ``check_every`` refinement iterations; the weights with the lowest one are
+    returned (the refinement stops after ``patience`` checks without a new lowest).
 
     The ALM starts from :func:`~.mlp.twin_start` (the start of the Adam twin, ``zero_output`` as
     there) unless ``alm_options`` gives ``init``.
 
-    Returns weights acting on raw ``X`` and ``info`` with ``result`` (the solver's ALMResult)
-    and ``validation_history`` (``(refinement iteration, validation MSE)`` pairs).
+    Returns weights acting on raw ``X`` and ``info`` with ``result`` (the solver's ALMResult),
+    ``validation_history`` (``(phase, iteration, validation MSE)`` with phase ``"alm"`` or
+    ``"polish"``) and ``best_validation`` (``(phase, iteration)`` of the returned weights, or
+    None without held-out pairs).
     """
     from unrectify.backends.alm import solve_alm
     from unrectify.formulations.problem import TrainingProblem
 
-    Xt, Tt, Xv, Tv = validation_split(X, T, validation, seed, groups)
+    if validation_data is None:
+        Xt, Tt, Xv, Tv = validation_split(X, T, validation, seed, groups)
+    else:
+        (Xt, Tt), (Xv, Tv) = (X, T), validation_data
     mu, sd = standardiser(Xt)
     widths = (X.shape[1], *[int(h) for h in hidden], T.shape[1])
     problem = TrainingProblem((Xt - mu) / sd, Tt, widths, loss="mse", weight_bound=None)
-    history: list[tuple[int, float]] = []
-    best: list[Any] = [np.inf, None, 0]  # validation MSE, weights, checks since improvement
-    monitor = None
+    history: list[tuple[str, int, float]] = []
+    best: dict[str, Any] = {"mse": np.inf, "weights": None, "at": None, "since": 0}
     Xv_std = None if Xv is None else (Xv - mu) / sd
-    if Xv_std is not None and polish:
+
+    def check(phase: str, it: int, w: Weights) -> None:
+        v = float(np.mean((mlp_forward(w, Xv_std) - Tv) ** 2))
+        history.append((phase, it, v))
+        if v < best["mse"]:
+            best.update(mse=v, weights=[(W.astype(np.float64), b.astype(np.float64)) for W, b in w],
+                        at=(phase, it), since=0)
+        else:
+            best["since"] += 1
+
+    on_outer = monitor = None
+    if Xv_std is not None:
+
+        def on_outer(rec: dict) -> bool:   # the ALM's own iterates: keep the best, never stop
+            check("alm", int(rec["outer"]), rec["weights"])
+            best["since"] = 0
+            return False
 
         def monitor(it: int, w: Weights, loss: float) -> bool:
             if it % int(check_every):
                 return False
-            v = float(np.mean((mlp_forward(w, Xv_std) - Tv) ** 2))
-            history.append((it, v))
-            if v < best[0]:
-                best[:] = [v, w, 0]
-                return False
-            best[2] += 1
-            return best[2] >= int(patience)
+            check("polish", it, w)
+            return best["since"] >= int(patience)
 
     # the refinement runs until early stopping or the time limit (its iteration cap is not binding)
     start = twin_start(widths, seed, None if zero_output else Tt.mean(axis=0))
@@ -115,14 +137,17 @@ def train_mlp_alm(
     # no outer cap by default: the wall-clock limit ends the run (or a stall / convergence)
     result = solve_alm(problem, restarts=int(restarts), seed=int(seed),
                        max_outer=10**9 if max_outer is None else int(max_outer), time_limit=float(time_limit),
-                       dtype=dtype,
-                       progress=progress, polish_callback=monitor, **opts)
+                       dtype=dtype, progress=progress, callback=on_outer,
+                       polish_callback=monitor if polish else None, **opts)
     weights = [(W.copy(), b.copy()) for W, b in result.weights]
-    if best[1] is not None and Xv_std is not None:
+    if best["weights"] is not None:
         final = float(np.mean((mlp_forward(weights, Xv_std) - Tv) ** 2))
-        if best[0] < final:
-            weights = best[1]
-    return fold_standardisation(weights, mu, sd), {"result": result, "validation_history": history}
+        if best["mse"] < final:
+            weights = best["weights"]
+        else:
+            best["at"] = ("final", None)
+    return fold_standardisation(weights, mu, sd), {"result": result, "validation_history": history,
+                                                   "best_validation": best["at"]}
 
 
 @register_decoder("alm")
@@ -131,8 +156,9 @@ class ALMDecoder(MLPDecoder):
 
     Options: ``hidden`` (default (256, 256)), ``time_limit`` (seconds, default 30), ``max_outer``
     (None: no cap, the time limit ends the run), ``max_inner`` (None: the solver's default),
-    ``polish`` (False here), ``validation`` (0: off; a fraction
-    enables early stopping of the refinement), ``check_every`` (10 refinement iterations),
+    ``polish`` (False here), ``validation`` (held-out fraction for early
+    stopping, default 0.1: the ALM iterate or refinement iterate with the lowest held-out MSE
+    is returned; 0: off), ``check_every`` (10 refinement iterations),
     ``patience`` (5 checks), ``restarts`` (1), ``dtype`` ("float32"), ``seed``, ``progress``,
     ``alm_options`` (dict of further :func:`~unrectify.backends.alm.solve_alm` options).
     Fitted: ``weights_``, ``result_`` (the ALMResult: history, violation, status),
@@ -143,7 +169,7 @@ class ALMDecoder(MLPDecoder):
     def __init__(
         self, Phi: np.ndarray, *, hidden: Sequence[int] = (256, 256), time_limit: float = 30.0,
         max_outer: int | None = None, max_inner: int | None = None, polish: bool = False, restarts: int = 1,
-        validation: float = 0.0, check_every: int = 10, patience: int = 5,
+        validation: float = 0.1, check_every: int = 10, patience: int = 5,
         dtype: str = "float32", seed: int = 0,
         progress: bool = False, alm_options: dict[str, Any] | None = None,
         shape: Sequence[int] | None = None, clip: bool = True,
@@ -165,6 +191,7 @@ class ALMDecoder(MLPDecoder):
             alm_options=self.alm_options,
         )
         self.result_ = info["result"]
+        self.train_info_ = {k: v for k, v in info.items() if k != "result"}
         self.validation_history_ = info["validation_history"]
         return weights
 
@@ -180,7 +207,7 @@ class ALMLBFGSDecoder(ALMDecoder):
     def __init__(
         self, Phi: np.ndarray, *, hidden: Sequence[int] = (256, 256), time_limit: float = 30.0,
         max_outer: int | None = None, max_inner: int | None = None, polish: bool = True, restarts: int = 1,
-        validation: float = 0.0, check_every: int = 10, patience: int = 5,
+        validation: float = 0.1, check_every: int = 10, patience: int = 5,
         dtype: str = "float32", seed: int = 0,
         progress: bool = False, alm_options: dict[str, Any] | None = None,
         shape: Sequence[int] | None = None, clip: bool = True,

@@ -7,9 +7,13 @@ Structure (one decoder, three parts, all vectorised over images)::
     x_hat(y) = C_k(x_net(y); y)                        measurement-consistency step
 
 ``f`` is trained on the residual targets ``s - x_lin(y)`` with its output layer started at zero,
-so training starts from the linear decoder, and on held-out pairs the residual is kept only if it
-lowers the validation MSE (else ``f = 0``): the decoder cannot do worse than its linear part on
-those pairs. The same architecture is trained by Adam (``res-adam``), by the ALM alone
+so training starts from the linear decoder. A ``validation`` fraction of the training pairs is
+held out (not trained on) and used twice. Early stopping (``early_stopping=True``, default):
+the trainer measures the held-out MSE of ``f`` after every Adam epoch / every ALM outer
+iteration (and every ``check_every`` refinement iterations) and returns the weights with the
+lowest one, so neither twin's result depends on how many steps its budget happened to allow
+on a small training set. Then the residual is kept only if it lowers the held-out MSE (else
+``f = 0``): the decoder cannot do worse than its linear part on those pairs. The same architecture is trained by Adam (``res-adam``), by the ALM alone
 (``res-alm``) or by the ALM followed by L-BFGS-B (``res-alm+lbfgs``), through the same trainers
 as the plain MLP decoders (:func:`~unrectify.cs.decoders.adam.train_mlp_adam`,
 :func:`~unrectify.cs.decoders.alm.train_mlp_alm`); the ALM twins take the decoder's
@@ -86,8 +90,10 @@ class ResidualDecoder(Decoder):
     ``trainer`` (``adam`` | ``alm`` | ``alm+lbfgs``), ``hidden`` (residual MLP widths, default
     (256, 256)), ``alpha`` (ridge weight), ``consistency`` (``auto`` | ``project`` | ``gradient``
     | ``none``), ``rounds`` (consistency rounds/steps, 3), ``step`` (gradient step, 1.0),
-    ``validation`` (held-out fraction for the residual/consistency choices, 0.1; 0: keep the
-    residual and use ``project`` under ``auto``), ``time_limit`` (training seconds; None = Adam
+    ``validation`` (held-out fraction for early stopping and the residual/consistency choices,
+    0.1; 0: train to the end, keep the residual and use ``project`` under ``auto``),
+    ``early_stopping`` (True: return the trainer's weights with the lowest held-out MSE; False:
+    its last weights), ``time_limit`` (training seconds; None = Adam
     epochs only; ALM default 30), Adam: ``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
     ``schedule``; ALM: ``max_outer`` (None: no cap, the time limit ends the run), ``max_inner``,
     ``restarts``, ``dtype``, ``alm_options``;
@@ -111,7 +117,7 @@ class ResidualDecoder(Decoder):
     def __init__(
         self, Phi: np.ndarray, *, trainer: str | None = None, hidden: Sequence[int] = (256, 256),
         alpha: float = 1e-3, consistency: str = "auto", rounds: int = 3, step: float = 1.0,
-        validation: float = 0.1, time_limit: float | None = None, epochs: int = 60, batch_size: int = 64,
+        validation: float = 0.1, early_stopping: bool = True, time_limit: float | None = None, epochs: int = 60, batch_size: int = 64,
         lr: float = 1e-3, weight_decay: float = 0.0, schedule: str = "cosine", max_outer: int | None = None,
         max_inner: int | None = None, restarts: int = 1, dtype: str = "float32",
         alm_options: dict[str, Any] | None = None,
@@ -144,7 +150,9 @@ class ResidualDecoder(Decoder):
                 raise CSInputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         self.trainer, self.hidden, self.alpha = trainer, hidden, float(alpha)
         self.consistency, self.rounds, self.step = consistency, int(rounds), float(step)
-        self.validation = float(validation)
+        if not isinstance(early_stopping, (bool, np.bool_)):
+            raise CSInputError(f"early_stopping must be True or False, got {early_stopping!r}")
+        self.validation, self.early_stopping = float(validation), bool(early_stopping)
         self.time_limit = None if time_limit is None else float(time_limit)
         self.epochs, self.batch_size, self.lr = int(epochs), int(batch_size), float(lr)
         self.weight_decay, self.schedule = float(weight_decay), schedule
@@ -164,12 +172,14 @@ class ResidualDecoder(Decoder):
         X = self.linear_estimate(Y)
         return X + mlp_forward(self.weights_, Y) if self.residual_used_ else X
 
-    def _train_residual(self, Y: np.ndarray, R: np.ndarray) -> tuple[Weights, dict[str, Any]]:
+    def _train_residual(self, Y: np.ndarray, R: np.ndarray,
+                        held_out: tuple[np.ndarray, np.ndarray] | None) -> tuple[Weights, dict[str, Any]]:
         if self.trainer == "adam":
             return train_mlp_adam(
                 Y, R, self.hidden, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                 weight_decay=self.weight_decay, time_limit=self.time_limit, schedule=self.schedule,
                 zero_output=True, seed=self.seed, progress=self.progress, desc=f"{self.name} m={self.m}",
+                validation_data=held_out,
             )
         # the twin's minibatch, step size and schedule for the ALM's inner Adam steps
         twin = {"batch_size": self.batch_size, "lr": self.lr, "lr_schedule": self.schedule}
@@ -177,13 +187,15 @@ class ResidualDecoder(Decoder):
             Y, R, self.hidden, time_limit=self._alm_time, max_outer=self.max_outer, max_inner=self.max_inner,
             polish=self.trainer == "alm+lbfgs", restarts=self.restarts, dtype=self.dtype, seed=self.seed,
             progress=self.progress, alm_options={**twin, **self.alm_options}, zero_output=True,
+            validation_data=held_out,
         )
 
     def _fit(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> None:
         Yt, St, Yv, Sv = validation_split(Y, S, self.validation, self.seed, groups)
         self.coef_, self.intercept_ = ridge_fit(Yt, St, self.alpha)
         R = St - self.linear_estimate(Yt)
-        self.weights_, info = self._train_residual(Yt, R)
+        held_out = None if Yv is None or not self.early_stopping else (Yv, Sv - self.linear_estimate(Yv))
+        self.weights_, info = self._train_residual(Yt, R, held_out)
         self.train_info_ = {k: v for k, v in info.items() if k != "result"}
         self.result_ = info.get("result")
         self.residual_used_ = True
