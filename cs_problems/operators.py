@@ -51,6 +51,10 @@ def measure(
         raise CSInputError(f"Phi must be a 2-D (m, n) matrix, got shape {Phi.shape}")
     if S.ndim != 2 or S.shape[1] != Phi.shape[1]:
         raise CSInputError(f"S must be (N, {Phi.shape[1]}) to match Phi {Phi.shape}, got {S.shape}")
+    for name, A in (("S", S), ("Phi", Phi)):
+        if not np.issubdtype(A.dtype, np.number) or np.iscomplexobj(A) or not np.all(np.isfinite(A)):
+            raise CSInputError(f"{name} must hold finite real numbers (no NaN or inf), got dtype {A.dtype}"
+                               + (" with NaN or inf entries" if np.issubdtype(A.dtype, np.number) else ""))
     if not (isinstance(noise, (int, float, np.floating, np.integer)) and np.isfinite(noise) and noise >= 0):
         raise CSInputError(f"noise standard deviation must be finite and >= 0, got {noise!r}")
     Y = S.astype(np.float64, copy=False) @ Phi.T.astype(np.float64, copy=False)

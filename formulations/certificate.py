@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import InputError
 from .problem import loss_value
 from .status import OPTIMAL, UNCERTIFIED
 
@@ -76,7 +77,22 @@ def gate(solver_status: str, certifies_global: bool, agrees: bool) -> tuple[str,
 
 
 def certify(tm: "TrainingModel", point: np.ndarray) -> Certificate:
-    """Recompute feasibility and the ReLU forward-pass loss at ``point`` in numpy."""
+    """Recompute feasibility and the ReLU forward-pass loss at ``point`` in numpy.
+
+    Raises :class:`InputError` (one line) for anything but a built training model, or a point
+    that is not a vector of the model's size (a point with NaN entries, e.g. from a failed
+    solver, gets a NaN violation and so never certifies)."""
+    from .builder import TrainingModel
+
+    if not isinstance(tm, TrainingModel):
+        raise InputError(f"certify needs the TrainingModel that build_training_model returned, got {type(tm).__name__}")
+    try:
+        point = np.asarray(point, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"certify: the point must be a vector of numbers, got {type(point).__name__}") from None
+    if point.shape != (tm.model.n_vars,):
+        raise InputError(f"certify: the point must be a vector of the model's {tm.model.n_vars} variables, "
+                         f"got shape {point.shape}")
     ev = tm.model.evaluate(point)
     weights = tm.weights(point)
     fl = tm.problem.forward_loss(weights)

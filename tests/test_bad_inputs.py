@@ -834,6 +834,30 @@ def _fit_with_inf_target():
     return get_decoder("linear", Phi).fit(Y, S)
 
 
+def _certify_tiny(point):
+    from unrectify import build_training_model, certify
+
+    return certify(build_training_model(TrainingProblem(X6, Y6, (1, 2, 1), weight_bound=1.0)), point)
+
+
+def _measure(value, phi_value=1.0):
+    from unrectify.cs import measure
+
+    S = np.full((3, 4), 0.5)
+    S[1, 2] = value
+    return measure(S, np.full((2, 4), phi_value))
+
+
+def _obbt(net, **kw):
+    from unrectify.fixed import FixedNetwork, tighten_bounds
+
+    if net == "net":
+        rng = np.random.default_rng(0)
+        net = FixedNetwork([(rng.normal(size=(3, 2)), rng.normal(size=3)), (rng.normal(size=(1, 3)), np.zeros(1))],
+                           np.zeros(2), np.ones(2))
+    return tighten_bounds(net, **kw)
+
+
 MORE_API_CASES = [
     ("solve-not-a-problem", lambda: __import__("unrectify").solve("x"), InputError, ("TrainingProblem", "str")),
     ("solve-symmetry-int", _solve(symmetry_breaking=3), InputError, ("symmetry breaking", "3")),
@@ -843,6 +867,15 @@ MORE_API_CASES = [
     ("problem-bound-huge", lambda: TrainingProblem(X6, Y6, (1, 2, 1), weight_bound=1e300), InputError, ("1e+100",)),
     ("torch-nan-weights", _torch_nan_model, InputError, ("NaN",)),
     ("cs-fit-inf-target", _fit_with_inf_target, ValueError, ("S_train", "NaN or infinite")),
+    ("certify-none", lambda: __import__("unrectify").certify(None, None), InputError, ("TrainingModel", "NoneType")),
+    ("certify-short-point", lambda: _certify_tiny(np.zeros(3)), InputError, ("variables", "(3,)")),
+    ("certify-text-point", lambda: _certify_tiny("abc"), InputError, ("point",)),
+    ("measure-nan-image", lambda: _measure(np.nan), ValueError, ("S", "NaN")),
+    ("measure-inf-operator", lambda: _measure(0.5, phi_value=np.inf), ValueError, ("Phi", "NaN or inf")),
+    ("obbt-not-a-network", lambda: _obbt(None), InputError, ("FixedNetwork", "NoneType")),
+    ("obbt-max-nonzeros-zero", lambda: _obbt("net", max_nonzeros=0), InputError, ("max_nonzeros", "0")),
+    ("obbt-max-nonzeros-fraction", lambda: _obbt("net", max_nonzeros=2.5), InputError, ("max_nonzeros", "2.5")),
+    ("obbt-time-limit-negative", lambda: _obbt("net", time_limit=-1), InputError, ("time_limit", "-1")),
 ]
 
 

@@ -134,13 +134,15 @@ def outer_loop(ctx: Context, st: State, problem: TrainingProblem, opts: ALMOptio
         if not (math.isfinite(m.al) and math.isfinite(m.viol)):
             reason = "nonfinite"
             break
+        # every finite iterate is shown to the callback, the last one before convergence included
+        stop = callback is not None and bool(callback({**rec, "weights": st.weights}))
         if m.viol <= opts.tol and m.pgrad <= opts.stat_tol:
             reason = "converged"
             break
         if opts.polish and m.viol <= opts.polish_at:
             reason = "polish"
             break
-        if callback is not None and callback({**rec, "weights": st.weights}):
+        if stop:
             reason = "callback"
             break
         if deadline is not None and time.perf_counter() >= deadline:

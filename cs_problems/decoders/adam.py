@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import CSDependencyError, CSInputError
 from .base import register_decoder
-from .mlp import MLPDecoder, Weights, fold_standardisation, standardiser, twin_start, validation_split
+from .mlp import MLPDecoder, Weights, fold_standardisation, standardiser, training_and_held_out, twin_start
 
 SCHEDULES = ("cosine", "constant")
 
@@ -92,10 +92,7 @@ def train_mlp_adam(
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
-    if validation_data is None:
-        X, T, Xv, Tv = validation_split(X, T, validation, seed, groups)
-    else:
-        Xv, Tv = validation_data
+    X, T, Xv, Tv = training_and_held_out(X, T, validation, seed, groups, validation_data)
     mu, sd = standardiser(X)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)

@@ -40,7 +40,8 @@ from unrectify.formulations.errors import InputError
 
 from ..errors import CSInputError
 from .base import register_decoder
-from .mlp import MLPDecoder, Weights, fold_standardisation, mlp_forward, standardiser, twin_start, validation_split
+from .mlp import (MLPDecoder, Weights, fold_standardisation, mlp_forward, standardiser, training_and_held_out,
+                  twin_start)
 
 
 def check_alm_options(time_limit: float, max_outer: int | None, max_inner: int | None, restarts: int,
@@ -96,10 +97,7 @@ def train_mlp_alm(
     from unrectify.backends.alm import solve_alm
     from unrectify.formulations.problem import TrainingProblem
 
-    if validation_data is None:
-        Xt, Tt, Xv, Tv = validation_split(X, T, validation, seed, groups)
-    else:
-        (Xt, Tt), (Xv, Tv) = (X, T), validation_data
+    Xt, Tt, Xv, Tv = training_and_held_out(X, T, validation, seed, groups, validation_data)
     mu, sd = standardiser(Xt)
     widths = (X.shape[1], *[int(h) for h in hidden], T.shape[1])
     problem = TrainingProblem((Xt - mu) / sd, Tt, widths, loss="mse", weight_bound=None)
@@ -110,6 +108,8 @@ def train_mlp_alm(
     def check(phase: str, it: int, w: Weights) -> None:
         v = float(np.mean((mlp_forward(w, Xv_std) - Tv) ** 2))
         history.append((phase, it, v))
+        if not np.isfinite(v):   # a diverged iterate is never kept, and does not end the refinement
+            return
         if v < best["mse"]:
             best.update(mse=v, weights=[(W.astype(np.float64), b.astype(np.float64)) for W, b in w],
                         at=(phase, it), since=0)
@@ -162,7 +162,8 @@ class ALMDecoder(MLPDecoder):
     ``patience`` (5 checks), ``restarts`` (1), ``dtype`` ("float32"), ``seed``, ``progress``,
     ``alm_options`` (dict of further :func:`~unrectify.backends.alm.solve_alm` options).
     Fitted: ``weights_``, ``result_`` (the ALMResult: history, violation, status),
-    ``validation_history_``."""
+    ``validation_history_`` (``(phase, iteration, held-out MSE)``), ``train_info_`` (with
+    ``best_validation``: where the returned weights came from)."""
 
     name = "alm"
 

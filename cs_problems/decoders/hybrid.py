@@ -11,7 +11,8 @@ candidate, ``"tv"``, is the ``tv`` decoder itself (same ``lam`` and iterations, 
 clipped pseudo-inverse). ``fit`` trains the inner decoder on the training pairs, then picks the
 candidate with the highest mean PSNR on a seeded draw of up to ``n_select`` held-out training
 pairs (a seeded ``validation`` fraction, whole groups when ``fit`` gets ``groups``; the inner
-decoder is trained on the rest): the metric the tables
+decoder is fitted on the rest, and holds out its own share of those for its early stopping and
+residual choices): the metric the tables
 report, where a mean MSE favours the few badly recovered images. On those held-out pairs the
 hybrid is therefore never below plain TV; on test images it is when they resemble the training
 images. It is a hybrid of a learned and a model-based decoder and is reported under its own

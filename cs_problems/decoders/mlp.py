@@ -83,6 +83,29 @@ def validation_split(Y: np.ndarray, S: np.ndarray, fraction: float, seed: int, g
     return Y[~mask], S[~mask], Y[mask], S[mask]
 
 
+def training_and_held_out(X: np.ndarray, T: np.ndarray, validation: float, seed: int,
+                          groups: np.ndarray | None = None,
+                          validation_data: tuple[np.ndarray, np.ndarray] | None = None):
+    """``(X_train, T_train, X_val, T_val)`` for a trainer: the given ``validation_data``
+    (checked: same columns as ``X``/``T``, equal rows, finite; none when it has no rows) with all
+    of ``X, T`` trained on, else :func:`validation_split` of ``X, T``."""
+    if validation_data is None:
+        return validation_split(X, T, validation, seed, groups)
+    try:
+        Xv, Tv = (np.asarray(a, dtype=float) for a in validation_data)
+    except (TypeError, ValueError):
+        raise CSInputError("validation_data must be a pair (X_val, T_val) of numeric arrays") from None
+    if Xv.ndim != 2 or Tv.ndim != 2 or Xv.shape[0] != Tv.shape[0] \
+            or Xv.shape[1] != X.shape[1] or Tv.shape[1] != T.shape[1]:
+        raise CSInputError(f"validation_data must be (N, {X.shape[1]}) inputs and (N, {T.shape[1]}) targets, "
+                           f"got {Xv.shape} and {Tv.shape}")
+    if not (np.all(np.isfinite(Xv)) and np.all(np.isfinite(Tv))):
+        raise CSInputError("validation_data holds NaN or infinite values")
+    if Xv.shape[0] == 0:
+        return X, T, None, None
+    return X, T, Xv, Tv
+
+
 def standardiser(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-coordinate mean and standard deviation (1 where a coordinate is constant)."""
     mu = Y.mean(axis=0)
