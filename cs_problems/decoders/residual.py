@@ -194,7 +194,8 @@ class ResidualDecoder(Decoder):
         Yt, St, Yv, Sv = validation_split(Y, S, self.validation, self.seed, groups)
         self.coef_, self.intercept_ = ridge_fit(Yt, St, self.alpha)
         R = St - self.linear_estimate(Yt)
-        held_out = None if Yv is None or not self.early_stopping else (Yv, Sv - self.linear_estimate(Yv))
+        X_lin = None if Yv is None else self.linear_estimate(Yv)
+        held_out = None if Yv is None or not self.early_stopping else (Yv, Sv - X_lin)
         self.weights_, info = self._train_residual(Yt, R, held_out)
         self.train_info_ = {k: v for k, v in info.items() if k != "result"}
         self.result_ = info.get("result")
@@ -203,7 +204,6 @@ class ResidualDecoder(Decoder):
         self.validation_mse_: dict[str, float] = {}
         if Yv is None:
             return
-        X_lin = self.linear_estimate(Yv)
         X_net = X_lin + mlp_forward(self.weights_, Yv)
         modes = ("none", "project", "gradient") if self.consistency == "auto" else (self.consistency,)
         scores = {}
