@@ -480,7 +480,8 @@ def _details(decoder: Any) -> dict[str, Any]:
             out[key.rstrip("_")] = getattr(decoder, key)
     info = getattr(decoder, "train_info_", None)
     if isinstance(info, dict):
-        out.update({k: info[k] for k in ("epochs", "steps", "seconds", "best_epoch", "best_validation")
+        out.update({k: info[k] for k in ("epochs", "steps", "seconds", "best_epoch", "best_validation",
+                                                 "step_choices", "step_chosen")
                     if k in info})
     return out
 

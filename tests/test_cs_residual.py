@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -127,7 +129,7 @@ def test_residual_alm_variants_train_and_are_named_apart(digits) -> None:
     # the ALM's inner Adam steps use the twin's minibatch, step size and schedule
     for dec in (pure, refined):
         o = dec.result_.options
-        assert (o["batch_size"], o["lr"], o["lr_schedule"]) == (dec.batch_size, dec.lr, dec.schedule) == (64, 1e-3, "cosine")
+        assert (o["batch_size"], o["lr"], o["lr_schedule"]) == (dec.batch_size_, dec.lr_, dec.schedule) == (64, 1e-3, "cosine")
     const = get_decoder("res-alm", Phi, hidden=(8,), time_limit=1.0, schedule="constant", lr=3e-3).fit(Y, S)
     assert (const.result_.options["lr"], const.result_.options["lr_schedule"]) == (3e-3, "constant")
     with pytest.raises(CSInputError, match="trainer"):
@@ -171,6 +173,48 @@ def test_residual_training_stops_early_on_the_decoders_held_out_pairs(digits, na
         assert held_out <= last_held_out * (1 + 1e-4) and held_out <= history[-1] * (1 + 1e-4)
     with pytest.raises(CSInputError, match="early_stopping"):
         get_decoder(name, Phi, early_stopping="yes")
+
+
+@pytest.mark.parametrize("name", ["res-adam", "res-alm"])
+def test_step_candidates_keep_the_lowest_held_out_error(digits, name: str) -> None:
+    """With lists of ``lr``/``batch_size`` the decoder trains once per pair and keeps the pair
+    with the lowest held-out MSE of the residual network: the same weights as a decoder given
+    that pair alone."""
+    from unrectify.cs.decoders.mlp import mlp_forward, validation_split
+
+    if name == "res-adam":
+        pytest.importorskip("torch")
+        opts, grid = {"hidden": (16,), "seed": 2, "epochs": 6}, {"lr": [3e-2, 1e-3], "batch_size": [32, 128]}
+    else:   # a capped number of outer iterations keeps the ALM runs deterministic
+        opts = {"hidden": (8,), "seed": 2, "time_limit": 30.0, "max_outer": 3, "max_inner": 20}
+        grid = {"lr": [1e-3, 1e-2]}
+    Phi, Y, S, Yt, _ = digits
+    dec = get_decoder(name, Phi, **opts, **grid).fit(Y, S)
+    tried = dec.train_info_["step_choices"]
+    pairs = [(b, r) for b in grid.get("batch_size", [64]) for r in grid["lr"]]
+    assert [(t["batch_size"], t["lr"]) for t in tried] == pairs
+    best = min(tried, key=lambda t: t["validation_mse"])
+    assert (dec.batch_size_, dec.lr_) == (best["batch_size"], best["lr"])
+    assert dec.train_info_["step_chosen"] == [best["batch_size"], best["lr"]]
+    _, _, Yv, Sv = validation_split(Y, S, dec.validation, dec.seed)
+    held_out = float(np.mean((mlp_forward(dec.weights_, Yv) - (Sv - dec.linear_estimate(Yv))) ** 2))
+    np.testing.assert_allclose(held_out, best["validation_mse"], rtol=1e-9)
+    alone = get_decoder(name, Phi, **opts, lr=dec.lr_, batch_size=dec.batch_size_).fit(Y, S)
+    assert "step_choices" not in alone.train_info_ and (alone.batch_size_, alone.lr_) == (dec.batch_size_, dec.lr_)
+    np.testing.assert_allclose(alone.predict(Yt), dec.predict(Yt), atol=1e-6)
+
+
+def test_step_candidates_are_checked() -> None:
+    Phi = gaussian_operator(0.25, 64, seed=0)
+    for name in ("res-adam", "res-alm"):
+        if name == "res-adam" and importlib.util.find_spec("torch") is None:
+            continue
+        for bad, words in (({"lr": []}, "must not be empty"), ({"lr": [1e-3, "x"]}, "list of numbers"),
+                           ({"batch_size": [64, True]}, "list of numbers"), ({"lr": [1e-3, -1.0]}, "lr"),
+                           ({"batch_size": [64, 0]}, "batch_size"),
+                           ({"lr": [1e-3, 1e-4], "validation": 0.0}, "held-out pairs")):
+            with pytest.raises(CSInputError, match=words):
+                get_decoder(name, Phi, **bad)
 
 
 def test_trainers_check_the_held_out_pairs_they_are_given(digits) -> None:

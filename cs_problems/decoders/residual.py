@@ -6,6 +6,13 @@ Structure (one decoder, three parts, all vectorised over images)::
     x_net(y) = x_lin(y) + f(y)                         f: ReLU MLP  m -> hidden... -> n
     x_hat(y) = C_k(x_net(y); y)                        measurement-consistency step
 
+Step-size selection: ``lr`` and ``batch_size`` may each be a list; the network is then
+trained once per pair of the grid ``batch_size x lr`` (each with the whole ``time_limit``, from
+the same start) and the one with the lowest held-out MSE of ``f`` is kept (``batch_size_``,
+``lr_``; every pair's held-out MSE in ``train_info_["step_choices"]``). The two trainers
+prefer different step sizes on some data (docs/cs_results.md), so each twin can be run at its
+own held-out choice instead of at one guessed for it.
+
 ``f`` is trained on the residual targets ``s - x_lin(y)`` with its output layer started at zero,
 so training starts from the linear decoder. A ``validation`` fraction of the training pairs is
 held out (not trained on) and used twice. Early stopping (``early_stopping=True``, default):
@@ -35,7 +42,8 @@ Consistency step ``C_k`` (``P = Phi^+ = Phi^T (Phi Phi^T)^{-1}``, ``B = [0, 1]^n
 
 Fitted attributes: ``coef_``/``intercept_`` (``A``, ``c``), ``weights_`` (the residual MLP,
 acting on raw measurements), ``residual_used_``, ``consistency_`` (the mode used),
-``validation_mse_`` (held-out MSE of each candidate), ``train_info_``.
+``validation_mse_`` (held-out MSE of each candidate), ``batch_size_`` and ``lr_`` (the step
+set-up trained with), ``train_info_``.
 """
 
 from __future__ import annotations
@@ -62,6 +70,17 @@ def ridge_fit(Y: np.ndarray, S: np.ndarray, alpha: float) -> tuple[np.ndarray, n
     G = Yc.T @ Yc + alpha * np.eye(Y.shape[1])
     A_T = np.linalg.lstsq(G, Yc.T @ Sc, rcond=None)[0]
     return A_T.T, s_mean - y_mean @ A_T
+
+
+def candidates(name: str, value: Any) -> list[Any]:
+    """A number, or a non-empty list/tuple of them, as a list (values checked by the trainer)."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise CSInputError(f"{name} candidates must not be empty")
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise CSInputError(f"{name} must be a number or a list of numbers, got {value!r}")
+    return values
 
 
 def consistency_step(X: np.ndarray, Y: np.ndarray, Phi: np.ndarray, Phi_pinv: np.ndarray, mode: str,
@@ -93,8 +112,9 @@ class ResidualDecoder(Decoder):
     ``validation`` (held-out fraction for early stopping and the residual/consistency choices,
     0.1; 0: train to the end, keep the residual and use ``project`` under ``auto``),
     ``early_stopping`` (True: return the trainer's weights with the lowest held-out MSE; False:
-    its last weights), ``time_limit`` (training seconds; None = Adam
-    epochs only; ALM default 30), Adam: ``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
+    its last weights), ``time_limit`` (training seconds per trained network; None = Adam
+    epochs only; ALM default 30), ``batch_size`` and ``lr`` (a number or a list of candidates,
+    module docstring; they serve both trainers), Adam: ``epochs``, ``weight_decay``,
     ``schedule``; ALM: ``max_outer`` (None: no cap, the time limit ends the run), ``max_inner``,
     ``restarts``, ``dtype``, ``alm_options``;
     ``seed``, ``progress``.
@@ -117,8 +137,8 @@ class ResidualDecoder(Decoder):
     def __init__(
         self, Phi: np.ndarray, *, trainer: str | None = None, hidden: Sequence[int] = (256, 256),
         alpha: float = 1e-3, consistency: str = "auto", rounds: int = 3, step: float = 1.0,
-        validation: float = 0.1, early_stopping: bool = True, time_limit: float | None = None, epochs: int = 60, batch_size: int = 64,
-        lr: float = 1e-3, weight_decay: float = 0.0, schedule: str = "cosine", max_outer: int | None = None,
+        validation: float = 0.1, early_stopping: bool = True, time_limit: float | None = None, epochs: int = 60,
+        batch_size: int | Sequence[int] = 64, lr: float | Sequence[float] = 1e-3, weight_decay: float = 0.0, schedule: str = "cosine", max_outer: int | None = None,
         max_inner: int | None = None, restarts: int = 1, dtype: str = "float32",
         alm_options: dict[str, Any] | None = None,
         seed: int = 0, progress: bool = False, shape: Sequence[int] | None = None, clip: bool = True,
@@ -140,21 +160,27 @@ class ResidualDecoder(Decoder):
         if not (0 <= validation < 1):
             raise CSInputError(f"validation must be a fraction in [0, 1), got {validation!r}")
         alm_time = 30.0 if time_limit is None else time_limit
+        grid = [(b, r) for b in candidates("batch_size", batch_size) for r in candidates("lr", lr)]
+        if len(grid) > 1 and validation == 0:
+            raise CSInputError("several batch_size/lr candidates need held-out pairs to choose among them "
+                               "(validation > 0)")
+        for b, r in grid:
+            if trainer == "adam":
+                check_adam_options(epochs, b, r, weight_decay, 0.0, time_limit, schedule)
+            else:
+                check_alm_options(alm_time, max_outer, max_inner, restarts, 0.0, 10, 5, dtype,
+                                  {"batch_size": b, "lr": r, "lr_schedule": schedule, **dict(alm_options or {})})
         if trainer == "adam":
-            check_adam_options(epochs, batch_size, lr, weight_decay, 0.0, time_limit, schedule)
             import_torch(f"decoder {self.name!r}", warm=True)
-        else:
-            check_alm_options(alm_time, max_outer, max_inner, restarts, 0.0, 10, 5, dtype,
-                              {"batch_size": batch_size, "lr": lr, "lr_schedule": schedule, **dict(alm_options or {})})
-            if schedule not in SCHEDULES:
-                raise CSInputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+        elif schedule not in SCHEDULES:
+            raise CSInputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         self.trainer, self.hidden, self.alpha = trainer, hidden, float(alpha)
         self.consistency, self.rounds, self.step = consistency, int(rounds), float(step)
         if not isinstance(early_stopping, (bool, np.bool_)):
             raise CSInputError(f"early_stopping must be True or False, got {early_stopping!r}")
         self.validation, self.early_stopping = float(validation), bool(early_stopping)
         self.time_limit = None if time_limit is None else float(time_limit)
-        self.epochs, self.batch_size, self.lr = int(epochs), int(batch_size), float(lr)
+        self.epochs, self.step_grid = int(epochs), [(int(b), float(r)) for b, r in grid]
         self.weight_decay, self.schedule = float(weight_decay), schedule
         self.max_outer, self.max_inner, self.restarts, self.dtype = max_outer, max_inner, int(restarts), dtype
         self.alm_options = dict(alm_options or {})
@@ -172,17 +198,18 @@ class ResidualDecoder(Decoder):
         X = self.linear_estimate(Y)
         return X + mlp_forward(self.weights_, Y) if self.residual_used_ else X
 
-    def _train_residual(self, Y: np.ndarray, R: np.ndarray,
-                        held_out: tuple[np.ndarray, np.ndarray] | None) -> tuple[Weights, dict[str, Any]]:
+    def _train_residual(self, Y: np.ndarray, R: np.ndarray, held_out: tuple[np.ndarray, np.ndarray] | None,
+                        batch_size: int, lr: float) -> tuple[Weights, dict[str, Any]]:
+        desc = f"{self.name} m={self.m}" + (f" b={batch_size} lr={lr:g}" if len(self.step_grid) > 1 else "")
         if self.trainer == "adam":
             return train_mlp_adam(
-                Y, R, self.hidden, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                Y, R, self.hidden, epochs=self.epochs, batch_size=batch_size, lr=lr,
                 weight_decay=self.weight_decay, time_limit=self.time_limit, schedule=self.schedule,
-                zero_output=True, seed=self.seed, progress=self.progress, desc=f"{self.name} m={self.m}",
+                zero_output=True, seed=self.seed, progress=self.progress, desc=desc,
                 validation_data=held_out,
             )
         # the twin's minibatch, step size and schedule for the ALM's inner Adam steps
-        twin = {"batch_size": self.batch_size, "lr": self.lr, "lr_schedule": self.schedule}
+        twin = {"batch_size": batch_size, "lr": lr, "lr_schedule": self.schedule}
         return train_mlp_alm(
             Y, R, self.hidden, time_limit=self._alm_time, max_outer=self.max_outer, max_inner=self.max_inner,
             polish=self.trainer == "alm+lbfgs", restarts=self.restarts, dtype=self.dtype, seed=self.seed,
@@ -190,13 +217,33 @@ class ResidualDecoder(Decoder):
             validation_data=held_out,
         )
 
+    def _choose_step(self, Y: np.ndarray, R: np.ndarray, held_out: tuple[np.ndarray, np.ndarray] | None,
+                     Yv: np.ndarray, Rv: np.ndarray) -> tuple[Weights, dict[str, Any]]:
+        """Train once per ``(batch_size, lr)`` of the grid; keep the lowest held-out MSE of ``f``."""
+        tried, best = [], None
+        for b, r in self.step_grid:
+            w, info = self._train_residual(Y, R, held_out, b, r)
+            v = float(np.mean((mlp_forward(w, Yv) - Rv) ** 2))
+            tried.append({"batch_size": b, "lr": r, "validation_mse": v})
+            if np.isfinite(v) and (best is None or v < best[0]):
+                best = (v, w, info, b, r)
+        if best is None:
+            raise CSInputError(f"decoder {self.name!r}: every batch_size/lr candidate diverged "
+                               "(non-finite held-out error)")
+        _, w, info, self.batch_size_, self.lr_ = best
+        return w, {**info, "step_choices": tried, "step_chosen": [self.batch_size_, self.lr_]}
+
     def _fit(self, Y: np.ndarray, S: np.ndarray, groups: np.ndarray | None = None) -> None:
         Yt, St, Yv, Sv = validation_split(Y, S, self.validation, self.seed, groups)
         self.coef_, self.intercept_ = ridge_fit(Yt, St, self.alpha)
         R = St - self.linear_estimate(Yt)
         X_lin = None if Yv is None else self.linear_estimate(Yv)
         held_out = None if Yv is None or not self.early_stopping else (Yv, Sv - X_lin)
-        self.weights_, info = self._train_residual(Yt, R, held_out)
+        if len(self.step_grid) == 1:
+            self.batch_size_, self.lr_ = self.step_grid[0]
+            self.weights_, info = self._train_residual(Yt, R, held_out, *self.step_grid[0])
+        else:
+            self.weights_, info = self._choose_step(Yt, R, held_out, Yv, Sv - X_lin)
         self.train_info_ = {k: v for k, v in info.items() if k != "result"}
         self.result_ = info.get("result")
         self.residual_used_ = True
