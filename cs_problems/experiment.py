@@ -473,7 +473,8 @@ def check_output_names(out_dir: str | os.PathLike[str], ratios: Sequence[float],
 
 
 def _details(decoder: Any) -> dict[str, Any]:
-    """What a residual or hybrid decoder chose on its held-out pairs (for the record)."""
+    """What a residual or hybrid decoder chose on its held-out pairs (for the record; a hybrid's
+    inner decoder under ``inner``)."""
     out: dict[str, Any] = {}
     for key in ("residual_used_", "consistency_", "beta_", "validation_psnr_", "validation_mse_"):
         if hasattr(decoder, key):
@@ -483,6 +484,9 @@ def _details(decoder: Any) -> dict[str, Any]:
         out.update({k: info[k] for k in ("epochs", "steps", "seconds", "best_epoch", "best_validation",
                                                  "step_choices", "step_chosen")
                     if k in info})
+    inner = getattr(decoder, "inner_", None)   # a hybrid: what its learned estimate chose
+    if inner is not None and _details(inner):
+        out["inner"] = _details(inner)
     return out
 
 

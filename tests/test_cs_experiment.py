@@ -188,6 +188,27 @@ def test_option_values_are_read_as_a_user_means_them():
     assert parse_option("l1.cvxpy_solver=SCS") == ("l1", "cvxpy_solver", "SCS")
 
 
+def test_records_hold_the_held_out_step_choices(tmp_path: Path) -> None:
+    """With step candidates, results.json records every candidate's held-out MSE and the choice,
+    for a residual decoder and for a hybrid's inner decoder."""
+    records = run_cs_experiment(
+        "digits", [0.25], ["res-alm", "tv+res-alm"], train_samples=200, test_samples=5, seed=0,
+        out_dir=tmp_path / "run", progress=False, budget=1.0,
+        method_options={"res-alm": {"hidden": (8,), "lr": [1e-3, 1e-2]},
+                        "tv+res-alm": {"inner_options": {"hidden": (8,), "batch_size": [32, 64]}, "n_select": 20}},
+    )
+    by = {r["method"]: r["details"] for r in records}
+    res, inner = by["res-alm"], by["tv+res-alm"]["inner"]
+    assert [c["lr"] for c in res["step_choices"]] == [1e-3, 1e-2]
+    assert [c["batch_size"] for c in inner["step_choices"]] == [32, 64]
+    for d in (res, inner):
+        best = min(d["step_choices"], key=lambda c: c["validation_mse"])
+        assert d["step_chosen"] == [best["batch_size"], best["lr"]]
+    assert "beta" in by["tv+res-alm"] and "consistency" in inner
+    saved = {r["method"]: r["details"] for r in json.loads((tmp_path / "run" / "results.json").read_text())}
+    assert saved["tv+res-alm"]["inner"]["step_chosen"] == inner["step_chosen"]
+
+
 def test_budget_sets_training_limits_only(tmp_path):
     """``budget`` is the training time limit of decoders that have one; the generator prior's
     ``time_limit`` (seconds per image solve) is not set by it and it records no budget."""
