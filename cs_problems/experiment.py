@@ -485,8 +485,9 @@ def _details(decoder: Any) -> dict[str, Any]:
                                                  "step_choices", "step_chosen")
                     if k in info})
     inner = getattr(decoder, "inner_", None)   # a hybrid: what its learned estimate chose
-    if inner is not None and _details(inner):
-        out["inner"] = _details(inner)
+    inner_details = {} if inner is None else _details(inner)
+    if inner_details:
+        out["inner"] = inner_details
     return out
 
 
