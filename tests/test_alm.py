@@ -451,6 +451,54 @@ def test_reduced_step_is_adam_on_each_weight_array():
     np.testing.assert_array_equal(run.b[1], frozen[1])
 
 
+def test_reduced_worker_threads_reproduce_the_serial_run():
+    """Split over two threads (rows halved, gradients summed, Adam on halves of the flat vector,
+    outer-pass chunks in parallel) a run takes the serial run's steps, D steps and multiplier
+    updates, up to the rounding of the gradient sum."""
+    from unrectify.backends.alm.reduced import MIN_PART
+
+    runs = []
+    for workers in (1, 2):
+        p, run, rng = _reduced_run(seed=5, widths=(5, 9, 7, 3), N=4 * MIN_PART + 3)
+        run.refresh, run.d_step = True, True
+        run.B = 0.9
+        run.segments = [slice(0, run.theta.size)]
+        run.start_workers(workers)
+        for _ in range(4):
+            rows = np.sort(rng.choice(run.N, size=2 * MIN_PART + 1, replace=False))
+            assert len(run.parts(rows)) == workers
+            run.step(rows, 0.05)
+        m = run.outer_pass(50.0, refresh=True, update=True, chunk=MIN_PART)
+        run.stop_workers()
+        runs.append((run, m))
+    (a, ma), (b, mb) = runs
+    for x, y in ((a.theta, b.theta), (a.m, b.m), (a.v, b.v), *zip(a.D, b.D), *zip(a.la, b.la), *zip(a.lb, b.lb)):
+        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
+    assert not np.array_equal(a.theta, _reduced_run(seed=5, widths=(5, 9, 7, 3), N=4 * MIN_PART + 3)[1].theta)
+    for k in ma:
+        assert ma[k] == pytest.approx(mb[k], rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.parametrize("pattern", ["relaxed", "forward", "layer2_off"])
+def test_reduced_outer_pass_forward_loss_is_the_relu_networks(pattern):
+    """The outer pass reports the ReLU forward-pass loss of the weights whatever D is: relaxed,
+    the forward pass's own 0/1 pattern (then the relaxed pass is reused), or that pattern with
+    one entry of the second layer flipped (the first layer reused, the rest recomputed)."""
+    p, run, _ = _reduced_run(seed=2, widths=(4, 6, 5, 3), N=40)
+    if pattern != "relaxed":
+        H = p.X
+        for l, D in enumerate(run.D):
+            Z = H @ run.W[l].T + run.b[l]
+            D[...] = Z > 0
+            H = D * Z
+        if pattern == "layer2_off":
+            i, j = np.argwhere(np.abs(H) > 1e-3)[0]
+            run.D[1][i, j] = 0.0
+    m = run.outer_pass(10.0, refresh=False, update=False, chunk=16)
+    assert m["forward_loss"] == pytest.approx(p.forward_loss(list(zip(run.W, run.b))), rel=1e-12)
+    assert (m["forward_loss"] == pytest.approx(m["objective"], rel=1e-12)) == (pattern == "forward")
+
+
 def test_stall_monitor_compares_window_means():
     from unrectify.backends.alm.outer import StallMonitor
 

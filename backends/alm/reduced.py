@@ -63,6 +63,7 @@ theorem); in general the change of ``X`` is bounded by the violation.  The repor
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -72,6 +73,8 @@ from typing import Any
 import numpy as np
 
 from unrectify.formulations.problem import TrainingProblem
+
+from .threads import blas_thread_count, blas_threads
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
@@ -110,6 +113,8 @@ class ReducedOutcome:  # noqa: D101
 
 #: values of D and of the multipliers below this are set to 0 (see refresh_d)
 TINY = 1e-30
+#: fewest rows per worker thread for a step to be split (measured: see _Run.start_workers)
+MIN_PART = 128
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -136,21 +141,23 @@ class _Run:
         self.m = np.zeros(n, dt)
         self.v = np.zeros(n, dt)
         self.buf = np.empty(n, dt)
-        self.W, self.b, self.gW, self.gb = [], [], [], []
+        self.W, self.b = [], []
         self.segments = []  # flat ranges of the trained layers (for the weight box)
+        self.layout = []  # (start of W_l, start of b_l, end, shape of W_l) in the flat vectors
         i = 0
         for l, ((W, b), (sw, nb)) in enumerate(zip(weights, shapes)):
             j = i + int(np.prod(sw))
+            self.layout.append((i, j, j + nb, sw))
             self.W.append(self.theta[i:j].reshape(sw))
-            self.gW.append(self.grad[i:j].reshape(sw))
             self.b.append(self.theta[j:j + nb])
-            self.gb.append(self.grad[j:j + nb])
             self.W[-1][...] = W
             self.b[-1][...] = np.reshape(b, -1)
             if l not in self.frozen:
                 self.segments.append(slice(i, j + nb))
             i = j + nb
+        self.gW, self.gb = self.views(self.grad)
         self.L = len(self.W)
+        self.workers, self.pool, self.spare = 1, None, []
         # rows per chunk of the full-data passes: ~2^20 entries of the widest layer, so their
         # temporaries stay small next to the N x n_l variables
         self.chunk = max(256, (1 << 20) // max(max(W.shape) for W in self.W))
@@ -166,6 +173,38 @@ class _Run:
         self.lb = [np.zeros_like(D) for D in self.D]
         self.rho = float(opts.rho0)
         self.t = 0
+
+    def views(self, flat: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per-layer ``(W_l, b_l)``-shaped views of a flat parameter-sized vector."""
+        return ([flat[i:j].reshape(sw) for i, j, _, sw in self.layout],
+                [flat[j:k] for _, j, k, _ in self.layout])
+
+    def start_workers(self, n: int) -> None:
+        """Run each step's sample block, the Adam update and the outer pass's chunks on ``n``
+        threads (data parallel: rows are split, the weight gradient is the sum of the parts'
+        gradients).  numpy's element-wise kernels release the GIL, so the D steps and the
+        multiplier algebra, about half of a step at decoder size, use every core; the caller
+        runs BLAS single-threaded meanwhile (:func:`reduced_alm`)."""
+        if n <= 1 or self.pool is not None:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.workers = int(n)
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="unrectify-alm")
+        self.spare = [np.zeros_like(self.grad) for _ in range(self.workers - 1)]
+
+    def stop_workers(self) -> None:
+        """Shut the worker threads down (the run goes on serially)."""
+        if self.pool is not None:
+            self.pool.shutdown()
+        self.workers, self.pool, self.spare = 1, None, []
+
+    def parts(self, rows: np.ndarray) -> list[np.ndarray]:
+        """``rows`` split into one contiguous part per worker (one part below ``MIN_PART`` rows
+        per worker: there a thread hand-off costs more than it saves)."""
+        if self.workers == 1 or len(rows) < self.workers * MIN_PART:
+            return [rows]
+        return np.array_split(rows, self.workers)
 
     def nbytes(self) -> int:
         """Bytes of the variables and multipliers (W, b, D, lam^a, lam^b)."""
@@ -269,10 +308,11 @@ class _Run:
         np.fmin(d, 1.0, out=d)
         return d
 
-    def grads(self, rows, scale: float, kps: list | None = None):
+    def grads(self, rows, scale: float, kps: list | None = None, out: tuple[list, list] | None = None):
         """Gradient of ``scale * (F + penalty)`` on the sample block ``rows`` (one forward pass,
         with the penalty prox step in D when ``self.refresh``, and one backpropagation).
-        Returns the weight gradients (views of ``self.grad``; ``None`` for frozen layers),
+        Returns the weight gradients (views of ``self.grad``, or of the flat vector whose
+        :meth:`views` ``out`` is; ``None`` for frozen layers),
         ``dL/dX_l`` per hidden layer (other terms than the layer's own penalty) and the
         pre-activations, D and multipliers of the block."""
         acts, zs, ds, las, lbs = self.forward(rows, refresh=self.refresh, kps=kps)
@@ -282,10 +322,11 @@ class _Run:
         gb: list = [None] * self.L
         dXs: list = [None] * (self.L - 1)
         rho = self.rho
+        oW, ob = (self.gW, self.gb) if out is None else out
         for l in range(self.L - 1, -1, -1):
             if l not in self.frozen:
-                gW[l] = np.matmul(dZ.T, acts[l], out=self.gW[l])
-                gb[l] = np.sum(dZ, axis=0, out=self.gb[l])
+                gW[l] = np.matmul(dZ.T, acts[l], out=oW[l])
+                gb[l] = np.sum(dZ, axis=0, out=ob[l])
             if l == 0:
                 break
             dX = dZ @ self.W[l]
@@ -330,40 +371,60 @@ class _Run:
         iterate, the ReLU forward-pass loss of its weights (``D = 1[Z > 0]``), the violation
         ``max |X - relu(Z)|``, the ALGENCAN feasibility-complementarity measure
         ``max |min(-g, lam/rho)|`` (before the update) and the fraction of D within 1e-3 of {0, 1}."""
-        F = Fb = 0.0
-        viol = comp = 0.0
-        nbin = ntot = 0
-        rho = self.rho
-        for rows in _chunks(self.N, chunk or self.chunk):
-            _, zs, ds, _, _ = self.forward(rows, refresh=refresh)
-            R = zs[-1] - self.Y[rows]
-            F += float(np.einsum("ij,ij->", R, R, dtype=np.float64)) if self.loss == "mse" else float(np.abs(R).sum())
-            H = self.X0[rows]
-            for l in range(self.L):  # the binary network (ReLU forward pass)
-                H = H @ self.W[l].T + self.b[l]
-                if l < self.L - 1:
-                    np.maximum(H, 0.0, out=H)
-            H -= self.Y[rows]
-            Fb += float(np.einsum("ij,ij->", H, H, dtype=np.float64)) if self.loss == "mse" else float(np.abs(H).sum())
-            for h in range(self.L - 1):
-                Z, D = zs[h], ds[h]
-                ga = -D * Z
-                gb = Z + ga
-                la, lb = self.la[h][rows], self.lb[h][rows]  # views (rows is a slice)
-                viol = max(viol, float(ga.max(initial=0.0)), float(gb.max(initial=0.0)))
-                comp = max(comp, float(np.abs(np.minimum(-ga, la / rho)).max(initial=0.0)),
-                           float(np.abs(np.minimum(-gb, lb / rho)).max(initial=0.0)))
-                nbin += int(np.count_nonzero(np.minimum(D, 1.0 - D) <= 1e-3))
-                ntot += D.size
-                if update:
-                    la += rho * ga
-                    la *= la >= TINY  # clips at 0 and flushes subnormals (multiply: see refresh_d)
-                    np.fmin(la, lam_max, out=la)
-                    lb += rho * gb
-                    lb *= lb >= TINY
-                    np.fmin(lb, lam_max, out=lb)
+        kps = self.kps() if refresh else None
+        chunks = _chunks(self.N, chunk or self.chunk)
+        if self.pool is None:
+            parts = [self._outer_chunk(rows, lam_max, refresh, update, kps) for rows in chunks]
+        else:
+            parts = list(self.pool.map(lambda rows: self._outer_chunk(rows, lam_max, refresh, update, kps), chunks))
+        F, Fb = (math.fsum(p[i] for p in parts) for i in (0, 1))
+        viol, comp = (max((p[i] for p in parts), default=0.0) for i in (2, 3))
+        nbin, ntot = (sum(p[i] for p in parts) for i in (4, 5))
         return {"objective": F / self.N, "forward_loss": Fb / self.N, "viol": viol, "comp": comp,
                 "binary_fraction": nbin / ntot if ntot else 1.0}
+
+    def _outer_chunk(self, rows: slice, lam_max: float, refresh: bool, update: bool,
+                     kps: list | None) -> tuple[float, float, float, float, int, int]:
+        """:meth:`outer_pass` on one chunk of rows: ``(F, F of the binary network, violation,
+        complementarity, entries of D near {0, 1}, entries)``."""
+        rho = self.rho
+        acts, zs, ds, _, _ = self.forward(rows, refresh=refresh, kps=kps)
+        R = zs[-1] - self.Y[rows]
+        F = float(np.einsum("ij,ij->", R, R, dtype=np.float64)) if self.loss == "mse" else float(np.abs(R).sum())
+        # the binary network (ReLU forward pass); while its layer input equals the relaxed one
+        # (D = 1[Z > 0] on the whole chunk, usual once rho is large) the relaxed Z is reused
+        same = True
+        H = self.X0[rows]
+        for l in range(self.L):
+            Zb = zs[l] if same else H @ self.W[l].T + self.b[l]
+            if l < self.L - 1:
+                H = np.maximum(Zb, 0.0)
+                same = same and np.array_equal(H, acts[l + 1])
+        if same:
+            Fb = F
+        else:
+            Zb -= self.Y[rows]
+            Fb = float(np.einsum("ij,ij->", Zb, Zb, dtype=np.float64)) if self.loss == "mse" else float(np.abs(Zb).sum())
+        viol = comp = 0.0
+        nbin = ntot = 0
+        for h in range(self.L - 1):
+            Z, D = zs[h], ds[h]
+            ga = -D * Z
+            gb = Z + ga
+            la, lb = self.la[h][rows], self.lb[h][rows]  # views (rows is a slice)
+            viol = max(viol, float(ga.max(initial=0.0)), float(gb.max(initial=0.0)))
+            comp = max(comp, float(np.abs(np.minimum(-ga, la / rho)).max(initial=0.0)),
+                       float(np.abs(np.minimum(-gb, lb / rho)).max(initial=0.0)))
+            nbin += int(np.count_nonzero(np.minimum(D, 1.0 - D) <= 1e-3))
+            ntot += D.size
+            if update:
+                la += rho * ga
+                la *= la >= TINY  # clips at 0 and flushes subnormals (multiply: see refresh_d)
+                np.fmin(la, lam_max, out=la)
+                lb += rho * gb
+                lb *= lb >= TINY
+                np.fmin(lb, lam_max, out=lb)
+        return F, Fb, viol, comp, nbin, ntot
 
     def step(self, rows: np.ndarray, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
         """One inner iteration on the sample block ``rows``: gradient at the current iterate
@@ -374,13 +435,51 @@ class _Run:
         scale = 1.0 / len(rows)
         # one kp per step (from the weights before the update) for both D steps
         kps = self.kps() if (self.refresh or self.d_step) else None
-        _, _, dXs, zs, ds, las, lbs = self.grads(rows, scale, kps)
+        parts = self.parts(rows)
+        if len(parts) == 1:
+            self._block(rows, scale, kps, None)
+        else:  # the D steps need no updated weight, so each part makes its own after its gradient
+            outs = [None] + [self.views(g) for g in self.spare]
+            for f in [self.pool.submit(self._block, p, scale, kps, o) for p, o in zip(parts, outs)]:
+                f.result()
         self.t += 1
         c1 = 1.0 - beta1 ** self.t
         c2 = 1.0 - beta2 ** self.t
         a = lr * math.sqrt(c2) / c1
-        # Adam on the flat vector (frozen layers have zero gradient, hence zero moments and steps)
-        g, m, v, buf = self.grad, self.m, self.v, self.buf
+        spare = self.spare[:len(parts) - 1]
+        if self.pool is None:
+            self._adam(slice(None), spare, a, beta1, beta2, eps)
+        else:
+            n = self.theta.size
+            cuts = [slice(n * k // self.workers, n * (k + 1) // self.workers) for k in range(self.workers)]
+            for f in [self.pool.submit(self._adam, c, spare, a, beta1, beta2, eps) for c in cuts]:
+                f.result()
+        if self.B is not None:
+            for seg in self.segments:
+                np.clip(self.theta[seg], -self.B, self.B, out=self.theta[seg])
+
+    def _block(self, rows: np.ndarray, scale: float, kps: list | None, out: tuple[list, list] | None) -> None:
+        """The gradient on ``rows`` (into ``out``, see :meth:`grads`) and, with ``d_step``, the
+        proximal-gradient step on ``D[rows]`` (:meth:`step`)."""
+        _, _, dXs, zs, ds, las, lbs = self.grads(rows, scale, kps, out)
+        if not self.d_step:
+            return
+        for h in range(self.L - 1):
+            Z = zs[h]
+            kp = kps[h] + 1e-12
+            t = Z + (Z == 0)  # 1 where z = 0 (the step there is a no-op: refresh_d keeps d0)
+            # d0 - c/kappa with c = dX Z (scaled like kappa by 1/|I|): d0 - dX / (scale kp Z)
+            t *= scale * kp
+            target = dXs[h] / t
+            np.subtract(ds[h], target, out=target)
+            self.D[h][rows] = self.refresh_d(target, Z, las[h], lbs[h], kp)
+
+    def _adam(self, cut: slice, spare: list[np.ndarray], a: float, beta1: float, beta2: float, eps: float) -> None:
+        """Adam on the entries ``cut`` of the flat vector, after adding the other parts'
+        gradients (frozen layers have zero gradient, hence zero moments and steps)."""
+        g, m, v, buf = self.grad[cut], self.m[cut], self.v[cut], self.buf[cut]
+        for other in spare:
+            g += other[cut]
         m *= beta1
         np.multiply(g, 1.0 - beta1, out=buf)
         m += buf
@@ -392,20 +491,7 @@ class _Run:
         buf += eps
         np.divide(m, buf, out=buf)
         buf *= a
-        self.theta -= buf
-        if self.B is not None:
-            for seg in self.segments:
-                np.clip(self.theta[seg], -self.B, self.B, out=self.theta[seg])
-        if self.d_step:
-            for h in range(self.L - 1):
-                Z = zs[h]
-                kp = kps[h] + 1e-12
-                t = Z + (Z == 0)  # 1 where z = 0 (the step there is a no-op: refresh_d keeps d0)
-                # d0 - c/kappa with c = dX Z (scaled like kappa by 1/|I|): d0 - dX / (scale kp Z)
-                t *= scale * kp
-                target = dXs[h] / t
-                np.subtract(ds[h], target, out=target)
-                self.D[h][rows] = self.refresh_d(target, Z, las[h], lbs[h], kp)
+        self.theta[cut] -= buf
 
 
 def forward_loss(problem: TrainingProblem, weights: Weights, chunk: int = 2048) -> float:
@@ -507,48 +593,60 @@ def reduced_alm(problem: TrainingProblem, weights: Weights, opts: Any, *, deadli
     reason = "max_outer"
     steps = 0
     k = 0
-    m = run.outer_pass(opts.lam_max, refresh=False, update=False)
-    t_start = time.perf_counter()
-    lr = opts.lr
-    for k in range(1, opts.max_outer + 1):
-        stop = False
-        for _ in range(passes):
-            perm = rng.permutation(N)
-            for s in range(0, N, bs):
-                run.step(np.sort(perm[s:s + bs]), lr)
-                steps += 1
-                if steps % 8 == 0:
-                    now = time.perf_counter()
-                    if deadline is not None and now >= deadline:
-                        stop = True
+    # data-parallel threads on the cores BLAS would use (BLAS single-threaded meanwhile; the
+    # callback, e.g. a validation pass, runs between outer iterations with the usual setting)
+    run.start_workers(blas_thread_count())
+
+    def lane():
+        return blas_threads(1) if run.workers > 1 else contextlib.nullcontext()
+
+    try:
+        with lane():
+            m = run.outer_pass(opts.lam_max, refresh=False, update=False)
+        t_start = time.perf_counter()
+        lr = opts.lr
+        for k in range(1, opts.max_outer + 1):
+            stop = False
+            with lane():
+                for _ in range(passes):
+                    perm = rng.permutation(N)
+                    for s in range(0, N, bs):
+                        run.step(np.sort(perm[s:s + bs]), lr)
+                        steps += 1
+                        if steps % 8 == 0:
+                            now = time.perf_counter()
+                            if deadline is not None and now >= deadline:
+                                stop = True
+                                break
+                            if opts.lr_schedule == "cosine":
+                                lr = cosine_lr(opts.lr, now - t_start, deadline - t_start if deadline is not None else None,
+                                               k - 1, opts.max_outer)
+                    if stop:
                         break
-                    if opts.lr_schedule == "cosine":
-                        lr = cosine_lr(opts.lr, now - t_start, deadline - t_start if deadline is not None else None,
-                                       k - 1, opts.max_outer)
-            if stop:
+                m = run.outer_pass(opts.lam_max, refresh=run.refresh, update=not stop)
+            rec = {"restart": restart, "outer": k, "phase": "reduced", "loss": m["objective"],
+                   "forward_loss": m["forward_loss"], "viol": m["viol"], "comp": m["comp"], "pgrad": float("nan"),
+                   "mu": 1.0 / run.rho, "rho": run.rho, "binary_fraction": m["binary_fraction"], "steps": steps,
+                   "sweeps": 0, "seconds": time.perf_counter() - t0}
+            history.append(rec)
+            if not (math.isfinite(m["objective"]) and math.isfinite(m["viol"])):
+                reason = "nonfinite"
                 break
-        m = run.outer_pass(opts.lam_max, refresh=run.refresh, update=not stop)
-        rec = {"restart": restart, "outer": k, "phase": "reduced", "loss": m["objective"],
-               "forward_loss": m["forward_loss"], "viol": m["viol"], "comp": m["comp"], "pgrad": float("nan"),
-               "mu": 1.0 / run.rho, "rho": run.rho, "binary_fraction": m["binary_fraction"], "steps": steps,
-               "sweeps": 0, "seconds": time.perf_counter() - t0}
-        history.append(rec)
-        if not (math.isfinite(m["objective"]) and math.isfinite(m["viol"])):
-            reason = "nonfinite"
-            break
-        if callback is not None and callback({**rec, "weights": list(zip(run.W, run.b))}):
-            reason = "callback"
-            break
-        if stop or (deadline is not None and time.perf_counter() >= deadline):
-            reason = "time_limit"
-            break
-        if stall.update(m["objective"], m["viol"]):
-            reason = "stalled"
-            break
-        # ALGENCAN: raise rho only when infeasibility-complementarity fell by less than the factor
-        if m["comp"] > opts.feas_ratio * prev_comp and m["comp"] > opts.tol:
-            run.rho = min(run.rho * opts.rho_growth, opts.rho_max)
-        prev_comp = m["comp"]
+            if callback is not None and callback({**rec, "weights": list(zip(run.W, run.b))}):
+                reason = "callback"
+                break
+            if stop or (deadline is not None and time.perf_counter() >= deadline):
+                reason = "time_limit"
+                break
+            if stall.update(m["objective"], m["viol"]):
+                reason = "stalled"
+                break
+            # ALGENCAN: raise rho only when infeasibility-complementarity fell by less than the factor
+            if m["comp"] > opts.feas_ratio * prev_comp and m["comp"] > opts.tol:
+                run.rho = min(run.rho * opts.rho_growth, opts.rho_max)
+            prev_comp = m["comp"]
+    finally:
+        run.stop_workers()
     pgrad = stationarity(run) if reason != "nonfinite" else float("nan")
     if reason in ("max_outer", "time_limit", "stalled") and m["viol"] <= opts.tol and pgrad <= opts.stat_tol:
         reason = "converged"  # both tolerances shown to hold at the returned iterate

@@ -71,7 +71,8 @@ def solve_alm(
     polish (SLSQP / L-BFGS-B on the forward-pass loss) with a copy of the weights; True ends the
     polish there (e.g. early stopping on validation data, as the ALM CS decoder does).
     ``progress`` shows a tqdm bar.  ``threads`` limits BLAS threads for the call (None:
-    the process setting; small factorisations are always single-threaded, see ``threads.py``).
+    the process setting; small factorisations are always single-threaded, see ``threads.py``);
+    the reduced method runs that many data-parallel threads (:meth:`~.reduced._Run.start_workers`).
     Other keyword arguments are :class:`ALMOptions`.
     """
     if not isinstance(problem, TrainingProblem):

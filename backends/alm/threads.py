@@ -36,6 +36,13 @@ def blas_threads(n: int | None) -> Iterator[None]:
         yield
 
 
+def blas_thread_count() -> int:
+    """Threads the loaded BLAS libraries use now (their largest setting; 1 when none is found),
+    i.e. the process setting or that of an enclosing :func:`blas_threads`."""
+    counts = [int(lib.num_threads) for lib in _controller().select(user_api="blas").lib_controllers]
+    return max(counts, default=1)
+
+
 def small_factorisation(order: int):
     """Context for a dense factorisation of the given order (single-threaded when large enough)."""
     return blas_threads(1) if order >= MIN_ORDER else contextlib.nullcontext()
