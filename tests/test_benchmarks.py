@@ -30,6 +30,18 @@ def test_alm_throughput_writes_summary(tmp_path: Path) -> None:
     assert run["samples"] == 300 and run["sweeps"] >= 1 and run["gflop"] > 0
 
 
+def test_alm_reduced_speed_writes_rows(tmp_path: Path) -> None:
+    out = tmp_path / "speed.json"
+    proc = _run(["benchmarks/alm_reduced_speed.py", "--samples", "600", "--widths", "12,10,10,8", "--batches",
+                 "32,300", "--steps", "3", "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(out.read_text())
+    assert [r["batch"] for r in rep["rows"]] == [32, 300] and rep["workers"] >= 1
+    for r in rep["rows"]:
+        assert r["serial"]["ms_per_step"] > 0 and r["threads"]["outer_pass_s"] > 0 and r["epoch_s"] > 0
+    assert "| 300 |" in proc.stdout
+
+
 def test_alm_vs_exact_from_cached_optima(tmp_path: Path) -> None:
     """With the optimum supplied in the cache (no SCIP run), ALM and the scipy baseline are
     scored against it; the oracle optimum of a 6-sample 1-2-1 instance is used."""
@@ -93,6 +105,8 @@ BAD_ARGS = [
     (["benchmarks/alm_vs_exact.py", "--instances", "0"], "--instances"),
     (["benchmarks/alm_vs_exact.py", "--alm-options", "[1]"], "--alm-options"),
     (["benchmarks/alm_throughput.py", "--widths", "3"], "--widths"),
+    (["benchmarks/alm_reduced_speed.py", "--batches", "64,64"], "more than once"),
+    (["benchmarks/alm_reduced_speed.py", "--samples", "100", "--batches", "512"], "--batches"),
     (["benchmarks/certify.py", "--backend", "nosuch"], "--backend"),
     (["benchmarks/certify.py", "--merge", "README.md"], "--merge"),
     (["benchmarks/certify.py", "--forms", "split/binary,split/binary"], "more than once"),

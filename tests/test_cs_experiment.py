@@ -218,3 +218,12 @@ def test_budget_sets_training_limits_only(tmp_path):
     assert _decoder_kwargs(decoder_class("res-alm"), {}, (8, 8), False, 0, 5.0)["time_limit"] == 5.0
     assert "time_limit" not in _decoder_kwargs(decoder_class("prior"), {}, (8, 8), False, 0, 5.0)
     assert _decoder_kwargs(decoder_class("res-alm"), {"time_limit": 2.0}, (8, 8), False, 0, 5.0)["time_limit"] == 2.0
+
+
+def test_cli_snr_range_is_the_experiments() -> None:
+    """The CLI keeps its own copy of the SNR range (it starts without importing the experiment
+    module); the copy must match, or the CLI would accept what the runner refuses."""
+    from unrectify import cs_cli
+    from unrectify.cs import experiment
+
+    assert (cs_cli.MIN_SNR_DB, cs_cli.MAX_SNR_DB) == (experiment.MIN_SNR_DB, experiment.MAX_SNR_DB)
