@@ -44,6 +44,10 @@ def gemm_gflops(n: int = 1024, reps: int = 3) -> float:
     return 2.0 * n**3 / best / 1e9
 
 
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def _timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -158,12 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                "alm_over_adam": t["samples_per_s"] / a["samples_per_s"] if a else None,
                "epoch_s": epoch, "adam_epoch_s": adam_epoch}
         rows.append(row)
-        print(f"| {bs} | {s['ms_per_step']:.2f} | {t['ms_per_step']:.2f} | {row['threads_over_serial']:.2f} | "
-              f"{a['ms_per_step']:.2f} | {row['alm_over_adam']:.2f} | " if a else
-              f"| {bs} | {s['ms_per_step']:.2f} | {t['ms_per_step']:.2f} | {row['threads_over_serial']:.2f} | - | - | ",
-              end="")
-        print(f"{s['outer_pass_s']:.2f}, {t['outer_pass_s']:.2f} | {epoch:.2f} / "
-              + (f"{adam_epoch:.2f} |" if adam_epoch else "- |"))
+        cells = [bs, _num(s["ms_per_step"]), _num(t["ms_per_step"]), _num(row["threads_over_serial"]),
+                 _num(a["ms_per_step"] if a else None), _num(row["alm_over_adam"]),
+                 f"{_num(s['outer_pass_s'])}, {_num(t['outer_pass_s'])}", f"{_num(epoch)} / {_num(adam_epoch)}"]
+        print("| " + " | ".join(map(str, cells)) + " |")
     if args.json:
         write_json_atomic(args.json, {"widths": widths, "samples": args.samples, "workers": workers,
                                       "steps": args.steps, "gemm_gflops_float32": gemm, "rows": rows})

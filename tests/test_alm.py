@@ -456,9 +456,12 @@ def test_reduced_worker_threads_reproduce_the_serial_run(monkeypatch):
     outer-pass chunks in parallel) a run takes the serial run's steps, D steps and multiplier
     updates, up to the rounding of the gradient sum."""
     from unrectify.backends.alm import reduced
-    from unrectify.backends.alm.reduced import MIN_PART
 
-    monkeypatch.setattr(reduced, "MIN_SLICE", 1)  # split this small network's Adam update too
+    # split this small network's steps and Adam update too (at decoder size they are split
+    # from 2 x 128 rows of width 256 and 2 x 2^16 weights)
+    monkeypatch.setattr(reduced, "MIN_PART_ENTRIES", 9 * 64)
+    monkeypatch.setattr(reduced, "MIN_SLICE", 1)
+    MIN_PART = 64
 
     runs = []
     for workers in (1, 2):
@@ -470,6 +473,7 @@ def test_reduced_worker_threads_reproduce_the_serial_run(monkeypatch):
         for _ in range(4):
             rows = np.sort(rng.choice(run.N, size=2 * MIN_PART + 1, replace=False))
             assert len(run.parts(rows)) == workers
+            assert len(run.parts(rows[:2 * MIN_PART - 1])) == 1  # too small to split
             run.step(rows, 0.05)
         m = run.outer_pass(50.0, refresh=True, update=True, chunk=MIN_PART)
         run.stop_workers()
@@ -480,6 +484,20 @@ def test_reduced_worker_threads_reproduce_the_serial_run(monkeypatch):
     assert not np.array_equal(a.theta, _reduced_run(seed=5, widths=(5, 9, 7, 3), N=4 * MIN_PART + 3)[1].theta)
     for k in ma:
         assert ma[k] == pytest.approx(mb[k], rel=1e-10, abs=1e-12)
+
+
+def test_reduced_steps_split_only_with_enough_entries_per_thread():
+    """A step is split over two threads from 2 x 128 rows at hidden width 256 (the measured
+    break-even), from fewer rows on wider layers, never on narrow ones at these sizes."""
+    for widths, split_from in (((3, 256, 3), 256), ((3, 512, 256, 3), 128), ((3, 8, 3), None)):
+        _, run, _ = _reduced_run(widths=widths, N=600)
+        run.start_workers(2)
+        try:
+            for n in (128, 255, 256, 600):
+                expect = 2 if split_from is not None and n >= split_from else 1
+                assert len(run.parts(np.arange(n))) == expect, (widths, n)
+        finally:
+            run.stop_workers()
 
 
 @pytest.mark.parametrize("pattern", ["relaxed", "forward", "layer2_off"])

@@ -113,10 +113,12 @@ class ReducedOutcome:  # noqa: D101
 
 #: values of D and of the multipliers below this are set to 0 (see refresh_d)
 TINY = 1e-30
-#: fewest rows per worker thread for a step to be split: measured on 2 cores (392-256-256-784,
-#: float32) a 256-row step ran 1.1-1.2x faster on two threads and a 512-row step 1.15-1.35x, a
-#: 128-row step (two 64-row parts) up to 1.15x slower: GIL hand-offs outweigh the parallel work
-MIN_PART = 128
+#: fewest hidden-layer entries (rows x widest hidden layer) per worker thread for a step to be
+#: split, i.e. 128 rows at width 256: measured on 2 cores (392-256-256-784, float32,
+#: benchmarks/alm_reduced_speed.py) a 256-row step ran 1.03-1.08x as fast on two threads as on
+#: one and a 512-row step 1.14-1.54x; a 128-row step split in two 64-row parts ran up to 1.15x
+#: slower: GIL hand-offs outweigh the parallel element-wise work on small blocks
+MIN_PART_ENTRIES = 128 * 256
 #: fewest weights per thread for the Adam update to be split: element-wise chains on 2^15-entry
 #: float32 blocks ran 1.2x slower on two threads than on one, on 2^16-entry blocks 1.4x faster
 MIN_SLICE = 1 << 16
@@ -205,9 +207,11 @@ class _Run:
         self.workers, self.pool, self.spare = 1, None, []
 
     def parts(self, rows: np.ndarray) -> list[np.ndarray]:
-        """``rows`` split into one contiguous part per worker (one part below ``MIN_PART`` rows
-        per worker: there a thread hand-off costs more than it saves)."""
-        if self.workers == 1 or len(rows) < self.workers * MIN_PART:
+        """``rows`` split into one contiguous part per worker (one part when a part would have
+        fewer than ``MIN_PART_ENTRIES`` hidden-layer entries: there a thread hand-off costs more
+        than it saves)."""
+        widest = max((W.shape[0] for W in self.W[:-1]), default=self.W[-1].shape[0])
+        if self.workers == 1 or len(rows) * widest < self.workers * MIN_PART_ENTRIES:
             return [rows]
         return np.array_split(rows, self.workers)
 
