@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from unrectify.formulations.problem import TrainingProblem, random_instance
 
 
@@ -79,3 +81,17 @@ def ensure_exact(cache: dict[str, dict], cache_path: str | None, specs: list[tup
         if cache_path is not None:
             write_json_atomic(cache_path, {"exact": cache})
     return cache
+
+
+def gemm_rate(dtype: str, n: int = 2048, reps: int = 3) -> float:
+    """Best FLOP/s of an n x n x n numpy matmul (the same-process reference of the benchmarks)."""
+    rng = np.random.default_rng(0)
+    A = rng.random((n, n)).astype(dtype)
+    B = rng.random((n, n)).astype(dtype)
+    A @ B
+    best = np.inf
+    for _ in range(reps):
+        t = time.perf_counter()
+        A @ B
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best

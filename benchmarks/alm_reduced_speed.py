@@ -32,16 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import write_json_atomic  # noqa: E402
+from benchmarks._common import gemm_rate, write_json_atomic  # noqa: E402
 from unrectify.validate import output_file_arg, positive_int, positive_int_list, seed_int, widths_arg  # noqa: E402
-
-
-def gemm_gflops(n: int = 1024, reps: int = 3) -> float:
-    """GFLOP/s of an ``n^3`` float32 numpy GEMM (best of ``reps``)."""
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(reps))
-    return 2.0 * n**3 / best / 1e9
 
 
 def _num(x: float | None) -> str:
@@ -141,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = TrainingProblem(X, Y, widths, loss="mse", weight_bound=None)
     weights = twin_start(widths, args.seed, None)
     workers = blas_thread_count()
-    gemm = gemm_gflops()
+    gemm = gemm_rate("float32", n=1024) / 1e9
     serial = alm_rates(problem, weights, batches, args.steps, 1, args.seed)
     threaded = alm_rates(problem, weights, batches, args.steps, workers, args.seed) if workers > 1 else serial
     adam = adam_rates(X, Y, widths, batches, args.steps, args.seed)

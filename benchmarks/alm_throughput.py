@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import gemm_rate  # noqa: E402
+
 
 def sweep_flops(N: int, widths: list[int]) -> float:
     """GEMM flops of one block sweep (2 m n k per product)."""
@@ -86,20 +88,6 @@ def eval_flops(N: int, widths: list[int]) -> float:
         if l < L:
             f += 2.0 * N * widths[l + 1] * n  # G1_{l+1} W_{l+1}
     return f
-
-
-def gemm_rate(dtype: str, n: int = 2048, reps: int = 3) -> float:
-    """Best FLOP/s of an n x n x n numpy matmul."""
-    rng = np.random.default_rng(0)
-    A = rng.random((n, n)).astype(dtype)
-    B = rng.random((n, n)).astype(dtype)
-    A @ B
-    best = np.inf
-    for _ in range(reps):
-        t = time.perf_counter()
-        A @ B
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * n ** 3 / best
 
 
 def child(N: int, widths: list[int], outer: int, inner: int, dtype: str, threads: int | None, seed: int) -> dict:

@@ -164,7 +164,8 @@ class _Run:
             i = j + nb
         self.gW, self.gb = self.views(self.grad)
         self.L = len(self.W)
-        self.workers, self.pool, self.spare = 1, None, []
+        self.widest = max((W.shape[0] for W in self.W[:-1]), default=self.W[-1].shape[0])
+        self.workers, self.pool, self.spare, self.spare_views, self.cuts = 1, None, [], [], []
         # rows per chunk of the full-data passes: ~2^20 entries of the widest layer, so their
         # temporaries stay small next to the N x n_l variables
         self.chunk = max(256, (1 << 20) // max(max(W.shape) for W in self.W))
@@ -199,19 +200,21 @@ class _Run:
         self.workers = int(n)
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="unrectify-alm")
         self.spare = [np.zeros_like(self.grad) for _ in range(self.workers - 1)]
+        self.spare_views = [self.views(g) for g in self.spare]
+        n = self.theta.size  # one slice of the flat vector per worker for the Adam update
+        self.cuts = [slice(n * k // self.workers, n * (k + 1) // self.workers) for k in range(self.workers)]
 
     def stop_workers(self) -> None:
         """Shut the worker threads down (the run goes on serially)."""
         if self.pool is not None:
             self.pool.shutdown()
-        self.workers, self.pool, self.spare = 1, None, []
+        self.workers, self.pool, self.spare, self.spare_views, self.cuts = 1, None, [], [], []
 
     def parts(self, rows: np.ndarray) -> list[np.ndarray]:
         """``rows`` split into one contiguous part per worker (one part when a part would have
         fewer than ``MIN_PART_ENTRIES`` hidden-layer entries: there a thread hand-off costs more
         than it saves)."""
-        widest = max((W.shape[0] for W in self.W[:-1]), default=self.W[-1].shape[0])
-        if self.workers == 1 or len(rows) * widest < self.workers * MIN_PART_ENTRIES:
+        if self.workers == 1 or len(rows) * self.widest < self.workers * MIN_PART_ENTRIES:
             return [rows]
         return np.array_split(rows, self.workers)
 
@@ -448,7 +451,7 @@ class _Run:
         if len(parts) == 1:
             self._block(rows, scale, kps, None)
         else:  # the D steps need no updated weight, so each part makes its own after its gradient
-            outs = [None] + [self.views(g) for g in self.spare]
+            outs = [None, *self.spare_views]
             for f in [self.pool.submit(self._block, p, scale, kps, o) for p, o in zip(parts, outs)]:
                 f.result()
         self.t += 1
@@ -459,9 +462,7 @@ class _Run:
         if self.pool is None or self.theta.size < self.workers * MIN_SLICE:
             self._adam(slice(None), spare, a, beta1, beta2, eps)
         else:
-            n = self.theta.size
-            cuts = [slice(n * k // self.workers, n * (k + 1) // self.workers) for k in range(self.workers)]
-            for f in [self.pool.submit(self._adam, c, spare, a, beta1, beta2, eps) for c in cuts]:
+            for f in [self.pool.submit(self._adam, c, spare, a, beta1, beta2, eps) for c in self.cuts]:
                 f.result()
         if self.B is not None:
             for seg in self.segments:
