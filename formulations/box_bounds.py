@@ -36,6 +36,12 @@ import numpy as np
 ROUND_SLACK = 1e-10
 
 
+def _padded(ub: np.ndarray) -> np.ndarray:
+    """``ub`` loosened by :data:`ROUND_SLACK` relative (and absolute near zero): float rounding
+    in the bound's GEMMs can never put a true maximum above it."""
+    return ub + ROUND_SLACK * (1.0 + np.abs(ub))
+
+
 def relu_lines(L: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(s_l, s_u, t_u)`` with ``s_l z <= relu(z) <= s_u z + t_u`` on ``[L, U]`` (elementwise)."""
     active, inactive = L >= 0, U <= 0
@@ -234,17 +240,17 @@ class BoxBounder:
             W, b = self.last
             lam = np.broadcast_to(W, (K, W.shape[1])).copy()
             ub = b[0] + mid @ W[0] + rad @ np.abs(W[0])
-            return ub + ROUND_SLACK * (1.0 + np.abs(ub)), lam, np.where(lam > 0, hi, lo)
+            return _padded(ub), lam, np.where(lam > 0, hi, lo)
         relax, L, U = self._relaxation(lo, hi, mid, rad)
         ub, lam, zero_better = self._output_bound(relax, mid, rad)
         ub = np.minimum(ub, affine_range(*self.heads[-1], np.maximum(L, 0.0), np.maximum(U, 0.0))[1][:, 0])
         if alpha_steps > 0:
-            i = np.flatnonzero(ub + ROUND_SLACK * (1.0 + np.abs(ub)) > above)   # as the search prunes
+            i = np.flatnonzero(_padded(ub) > above)   # as the search prunes
             if len(i):
                 sub = [tuple(x[i] for x in r) for r in relax]
                 start = [np.where(zero_better[i, None] & (sl != su), 0.0, sl) for sl, su, _ in sub]
                 ub[i], lam[i] = self.optimise_slopes(sub, start, mid[i], rad[i], ub[i], lam[i], alpha_steps)
-        return ub + ROUND_SLACK * (1.0 + np.abs(ub)), lam, np.where(lam > 0, hi, lo)
+        return _padded(ub), lam, np.where(lam > 0, hi, lo)
 
 
 def output_upper_bounds(weights: Sequence[tuple[np.ndarray, np.ndarray]], lo: np.ndarray, hi: np.ndarray,

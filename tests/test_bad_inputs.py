@@ -454,6 +454,8 @@ API_CASES = [
     ("alm-restarts-zero", _alm(restarts=0), InputError, ("restarts",)),
     ("alm-restarts-huge", _alm(restarts=10**9), ResourceLimitError, ("memory",)),
     ("alm-time-limit-negative", _alm(time_limit=-1), InputError, ("time_limit",)),
+    ("alm-time-limit-bool", _alm(time_limit=True), InputError, ("time_limit", "True")),
+    ("alm-time-limit-nan", _alm(time_limit=float("nan")), InputError, ("time_limit", "nan")),
     ("alm-seed-negative", _alm(seed=-1), InputError, ("seed",)),
     ("alm-init-layers", _alm(init=W121[:1]), InputError, ("init", "layers")),
     ("alm-init-shape", _alm(init=[W121[1], W121[0]]), InputError, ("init layer 1",)),
@@ -881,6 +883,7 @@ MORE_API_CASES = [
     ("obbt-max-nonzeros-zero", lambda: _obbt("net", max_nonzeros=0), InputError, ("max_nonzeros", "0")),
     ("obbt-max-nonzeros-fraction", lambda: _obbt("net", max_nonzeros=2.5), InputError, ("max_nonzeros", "2.5")),
     ("obbt-time-limit-negative", lambda: _obbt("net", time_limit=-1), InputError, ("time_limit", "-1")),
+    ("obbt-time-limit-text", lambda: _obbt("net", time_limit="5"), InputError, ("time_limit", "'5'")),
 ]
 
 

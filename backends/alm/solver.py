@@ -11,7 +11,7 @@ import numpy as np
 
 from unrectify.formulations.errors import InputError
 from unrectify.formulations.problem import TrainingProblem
-from unrectify.formulations.validation import check_weights
+from unrectify.formulations.validation import check_weights, positive_number
 
 from .init import (
     first_layer_pattern,
@@ -81,9 +81,7 @@ def solve_alm(
         raise InputError(f"restarts must be a positive integer, got {restarts!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit)
-                                       and time_limit > 0):
-        raise InputError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+    time_limit = positive_number("time_limit (seconds)", time_limit, allow_none=True)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
         raise InputError(f"threads must be a positive integer or None, got {threads!r}")
     if callback is not None and not callable(callback):

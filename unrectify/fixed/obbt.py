@@ -8,6 +8,7 @@ from unrectify.backends import get_backend
 from unrectify.formulations.encodings import Encoding
 from unrectify.formulations.errors import InputError
 from unrectify.formulations.fixed_weight import FixedNetwork, build_bound_tightening_model
+from unrectify.formulations.validation import positive_number
 
 #: relative slack added to LP-tightened bounds (solver tolerances must not cut off feasible points)
 OBBT_SLACK = 1e-6
@@ -31,9 +32,7 @@ def tighten_bounds(net: FixedNetwork, start: str = "crown", backend: str = "high
         raise InputError(f"tighten_bounds needs a FixedNetwork, got {type(net).__name__}")
     if isinstance(max_nonzeros, bool) or not isinstance(max_nonzeros, (int, np.integer)) or max_nonzeros < 1:
         raise InputError(f"max_nonzeros must be a positive integer, got {max_nonzeros!r}")
-    if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(time_limit, (int, float))
-                                   or not np.isfinite(time_limit) or time_limit <= 0):
-        raise InputError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+    time_limit = positive_number("time_limit (seconds)", time_limit, allow_none=True)
     bounds = [(L.copy(), U.copy()) for L, U in net.bounds(start)]
     be = get_backend(backend)
     for k in range(2, net.n_layers + 1):
