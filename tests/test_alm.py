@@ -155,6 +155,17 @@ def test_restarts_and_seeds_are_reproducible():
     assert c.restart_losses != a.restart_losses
 
 
+def test_reduced_method_runs_every_restart_and_returns_the_best():
+    """Restarts of the reduced method: each restart after the first starts from the pattern
+    rules (which read the best weights so far), and the best forward loss is returned."""
+    p = random_instance(40, (2, 6, 1), seed=5, weight_bound=None)
+    res = solve_alm(p, method="reduced", restarts=3, seed=2, polish=False, max_outer=5, max_inner=20)
+    assert [r.restart for r in res.restarts] == [0, 1, 2]
+    assert res.forward_loss == min(res.restart_losses)
+    assert res.best_restart == int(np.argmin(res.restart_losses))
+    assert {h["restart"] for h in res.history} == {0, 1, 2}
+
+
 def test_warm_start_from_a_solution_stays_there():
     p = random_instance(6, (1, 2, 1), seed=1, weight_bound=2.0)
     a = solve_alm(p, restarts=1, seed=0, **FAST)

@@ -148,3 +148,13 @@ def test_every_hybrid_has_an_alm_alone_twin(adam, alm):
     assert type(a).__mro__ == type(b).__mro__ and a.__mro__[1:] == b.__mro__[1:]   # same hybrid, other trainer
     assert "torch" not in getattr(b, "requires", ())                              # the ALM twin needs no torch
     assert (alm, adam) in TWINS
+
+
+def test_validation_history_names_the_restart_of_each_alm_iterate():
+    S_tr = load_dataset("digits", "train", 120, seed=0)
+    Phi = gaussian_operator(0.25, 64, seed=0)
+    dec = get_decoder("alm", Phi, hidden=(8,), time_limit=20.0, max_outer=3, restarts=2, validation=0.2)
+    dec.fit(measure(S_tr, Phi, 0.0, seed=1), S_tr)
+    phases = [ph for ph, _, _ in dec.validation_history_]
+    assert set(phases) == {"alm", "alm restart 1"}, phases     # both restarts checked, each named
+    assert dec.train_info_["best_validation"][0] in ("alm", "alm restart 1", "final")

@@ -171,6 +171,19 @@ def test_auto_and_named_alm_run_with_the_same_defaults():
     assert a.forward_loss == b.forward_loss and a.route and b.route is None
 
 
+def test_named_alm_runs_its_default_restarts_on_a_network_of_the_reduced_method():
+    """Above ``polish_max_weights`` the ALM runs the reduced method: all of the backend's default
+    10 restarts run (each after the first reads the best weights so far) and the best is kept."""
+    from unrectify import TrainingProblem, random_instance, solve
+
+    q = random_instance(30, (3, 20, 20, 1), seed=3)
+    p = TrainingProblem(q.X, q.Y, (3, 20, 20, 1), weight_bound=None)   # 521 weights > 300
+    s = solve(p, backend="alm", time_limit=60, max_outer=3, max_inner=10, polish=False)
+    assert s.extra["alm_options"]["method"] in ("auto", "reduced")
+    assert len(s.extra["restart_losses"]) == 10
+    assert s.forward_loss == pytest.approx(min(s.extra["restart_losses"]), rel=1e-9)
+
+
 # ---------------------------------------------------------------------------------------------
 # the certificate gate
 # ---------------------------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
     records: list[RestartRecord] = []
     seen: list[np.ndarray] = []
     best: tuple[float, int, Any, Any] | None = None  # (forward loss, restart, state, outcome)
+    best_weights = None     # the best restart's weights (a state's on blocks, the final's when reduced)
     stop_all = None
 
     from tqdm.auto import tqdm
@@ -129,8 +130,7 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
             stop_all = "time_limit"
             break
         rr = np.random.default_rng([int(seed), r])
-        kind, w0 = _start(problem, opts, r, restarts, warm, rr, perms, offset, n_explore, seen,
-                          None if best is None else best[2].weights)
+        kind, w0 = _start(problem, opts, r, restarts, warm, rr, perms, offset, n_explore, seen, best_weights)
         if restarts > 1:  # patterns only steer later restarts
             seen.append(first_layer_pattern(problem, w0))
         if _use_reduced(problem, opts):
@@ -140,7 +140,7 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
             if restarts > 1:
                 seen.append(first_layer_pattern(problem, final["weights"]))
             if best is None or fl < best[0]:
-                best = (fl, r, final, None)
+                best, best_weights = (fl, r, final, None), final["weights"]
             if final["stop_reason"] == "callback":
                 stop_all = "callback"
                 break
@@ -176,7 +176,7 @@ def _solve(problem: TrainingProblem, opts: ALMOptions, restarts: int, seed: int,
         if restarts > 1:
             seen.append(first_layer_pattern(problem, st.weights))
         if best is None or fl < best[0]:
-            best = (fl, r, st, (out, name))
+            best, best_weights = (fl, r, st, (out, name)), st.weights
         if out.stop_reason == "callback":
             stop_all = "callback"
             break

@@ -91,7 +91,7 @@ def train_mlp_alm(
 
     Returns weights acting on raw ``X`` and ``info`` with ``result`` (the solver's ALMResult),
     ``validation_history`` (``(phase, iteration, validation MSE)`` with phase ``"alm"`` or
-    ``"polish"``) and ``best_validation`` (``(phase, iteration)`` of the returned weights, or
+    ``"polish"``; ``"alm restart r"`` for the iterates of restart ``r >= 1``) and ``best_validation`` (``(phase, iteration)`` of the returned weights, or
     None without held-out pairs).
     """
     from unrectify.backends.alm import solve_alm
@@ -120,7 +120,8 @@ def train_mlp_alm(
     if Xv_std is not None:
 
         def on_outer(rec: dict) -> bool:   # the ALM's own iterates: keep the best, never stop
-            check("alm", int(rec["outer"]), rec["weights"])
+            r = int(rec.get("restart", 0))    # later restarts' iterates are named by restart
+            check("alm" if r == 0 else f"alm restart {r}", int(rec["outer"]), rec["weights"])
             best["since"] = 0
             return False
 
