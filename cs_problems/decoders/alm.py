@@ -91,8 +91,9 @@ def train_mlp_alm(
 
     Returns weights acting on raw ``X`` and ``info`` with ``result`` (the solver's ALMResult),
     ``validation_history`` (``(phase, iteration, validation MSE)`` with phase ``"alm"`` or
-    ``"polish"``; ``"alm restart r"`` for the iterates of restart ``r >= 1``) and ``best_validation`` (``(phase, iteration)`` of the returned weights, or
-    None without held-out pairs).
+    ``"polish"``; ``"alm restart r"`` for the iterates of restart ``r >= 1``) and
+    ``best_validation`` (``(phase, iteration)`` of the returned weights, or None without
+    held-out pairs).
     """
     from unrectify.backends.alm import solve_alm
     from unrectify.formulations.problem import TrainingProblem
